@@ -1,0 +1,171 @@
+"""Inpainting mask maths: grow, feather, crop-to-bounds and paste-back. PIL and numpy only, no Qt.
+
+Masks are 8-bit, 255 = repaint, 0 = keep. A feathered mask is a soft version of that mask used
+as the blend weight when the generated pixels go back over the original, so everything the user
+did not paint stays bit-identical (the VAE round trip shifts colours everywhere otherwise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom (right/bottom exclusive, as PIL)
+
+
+def _as_array(mask: Image.Image | np.ndarray) -> np.ndarray:
+    if isinstance(mask, Image.Image):
+        return np.asarray(mask.convert("L"), dtype=np.uint8)
+    arr = np.asarray(mask)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"A mask must be a single-channel image; got an array of shape {arr.shape}."
+        )
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if arr.dtype != np.uint8:
+        raise ValueError(f"A mask array must be uint8 (0..255) or bool; got {arr.dtype}.")
+    return arr
+
+
+def binarize(mask: Image.Image | np.ndarray, threshold: int = 128) -> np.ndarray:
+    return np.where(_as_array(mask) >= threshold, 255, 0).astype(np.uint8)
+
+
+def grow(mask: Image.Image | np.ndarray, pixels: int) -> np.ndarray:
+    """Dilate (pixels > 0) or erode (pixels < 0) the mask by about `pixels`, with a round-ish shape."""
+    arr = _as_array(mask)
+    if pixels == 0:
+        return arr.copy()
+    img = Image.fromarray(arr)
+    # alternating square (3x3) and cross steps grow an octagon, close to a disc and all in C
+    for i in range(abs(pixels)):
+        if i % 2 == 0:
+            img = img.filter(ImageFilter.MaxFilter(3) if pixels > 0 else ImageFilter.MinFilter(3))
+        else:
+            img = Image.fromarray(_cross_step(np.asarray(img), dilate=pixels > 0))
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def _cross_step(arr: np.ndarray, dilate: bool) -> np.ndarray:
+    op = np.maximum if dilate else np.minimum
+    # pad with the neutral value so the border neither grows nor eats the mask
+    padded = np.pad(arr, 1, mode="constant", constant_values=0 if dilate else 255)
+    out = arr.copy()
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        out = op(out, padded[1 + dy : 1 + dy + arr.shape[0], 1 + dx : 1 + dx + arr.shape[1]])
+    return out
+
+
+def feather(mask: Image.Image | np.ndarray, radius: float) -> np.ndarray:
+    """Gaussian blur of the mask (radius = standard deviation in pixels); 0 leaves it unchanged."""
+    if radius < 0:
+        raise ValueError(f"The mask blur must be 0 or more pixels; got {radius}.")
+    arr = _as_array(mask)
+    if radius == 0:
+        return arr.copy()
+    blurred = Image.fromarray(arr).filter(ImageFilter.GaussianBlur(radius))
+    return np.asarray(blurred, dtype=np.uint8).copy()
+
+
+def prepare_mask(
+    mask: Image.Image, size: tuple[int, int], blur: int, grow_px: int = 0
+) -> Image.Image:
+    """The mask at image `size` (width, height), binarised, optionally grown, then feathered by `blur`."""
+    if size[0] <= 0 or size[1] <= 0:
+        raise ValueError(f"The image size must be positive; got {size[0]}x{size[1]}.")
+    if blur < 0:
+        raise ValueError(f"The mask blur must be 0 or more pixels; got {blur}.")
+    if not isinstance(mask, Image.Image):
+        mask = Image.fromarray(_as_array(mask))
+    mask = mask.convert("L")
+    if mask.size != tuple(size):
+        # a mask painted on a preview or an older image: scale it, then make it hard again
+        mask = mask.resize(tuple(size), Image.Resampling.BILINEAR)
+    arr = binarize(mask)
+    if grow_px:
+        arr = grow(arr, grow_px)
+    return Image.fromarray(feather(arr, blur))
+
+
+def mask_bounds(
+    mask: Image.Image | np.ndarray,
+    padding: int,
+    image_size: tuple[int, int],
+    multiple: int = 8,
+) -> Box:
+    """The box around the painted area plus `padding`, clamped to the image, each side a multiple of
+    `multiple` where the image allows (for "inpaint only masked": the crop the model repaints)."""
+    arr = _as_array(mask)
+    width, height = image_size
+    if (arr.shape[1], arr.shape[0]) != (width, height):
+        raise ValueError(
+            f"The mask is {arr.shape[1]}x{arr.shape[0]} but the image is {width}x{height}; "
+            "they must be the same size."
+        )
+    if padding < 0:
+        raise ValueError(f"The mask padding must be 0 or more pixels; got {padding}.")
+    if multiple < 1:
+        raise ValueError(f"The size multiple must be 1 or more; got {multiple}.")
+    ys, xs = np.nonzero(arr)
+    if xs.size == 0:
+        raise ValueError("The mask is empty: paint the area to repaint first.")
+    left, right = _padded_span(int(xs.min()), int(xs.max()) + 1, padding, width, multiple)
+    top, bottom = _padded_span(int(ys.min()), int(ys.max()) + 1, padding, height, multiple)
+    return left, top, right, bottom
+
+
+def _padded_span(lo: int, hi: int, padding: int, limit: int, multiple: int) -> tuple[int, int]:
+    lo, hi = max(0, lo - padding), min(limit, hi + padding)
+    target = -(-(hi - lo) // multiple) * multiple  # round the length up to the multiple
+    if target > limit:
+        return 0, limit  # the image itself is smaller: take all of it
+    # grow around the centre, then slide back inside the image
+    lo -= (target - (hi - lo)) // 2
+    lo = min(max(lo, 0), limit - target)
+    return lo, lo + target
+
+
+def crop_to_bounds(image: Image.Image, box: Box) -> Image.Image:
+    left, top, right, bottom = box
+    if not (0 <= left < right <= image.width and 0 <= top < bottom <= image.height):
+        raise ValueError(f"The crop box {box} is outside the {image.width}x{image.height} image.")
+    return image.crop(box)
+
+
+def paste_back(
+    original: Image.Image,
+    generated: Image.Image,
+    feathered_mask: Image.Image,
+    box: Box | None = None,
+) -> Image.Image:
+    """Blend `generated` over `original` through the mask; where the mask is 0 the result is exactly
+    the original. With `box`, `generated` is the repainted crop and goes back into that box."""
+    if feathered_mask.size != original.size:
+        raise ValueError(
+            f"The mask is {feathered_mask.width}x{feathered_mask.height} but the image is "
+            f"{original.width}x{original.height}; they must be the same size."
+        )
+    mode = "RGBA" if original.mode == "RGBA" else ("L" if original.mode == "L" else "RGB")
+    base = original.convert(mode)
+    generated = generated.convert(mode)
+    if box is not None:
+        crop_size = (box[2] - box[0], box[3] - box[1])
+        crop_to_bounds(base, box)  # validates the box
+        if generated.size != crop_size:
+            generated = generated.resize(crop_size, Image.Resampling.LANCZOS)
+        full = base.copy()
+        full.paste(generated, box[:2])
+        generated = full
+    elif generated.size != base.size:
+        # the pipeline works in multiples of 8 and may return a slightly different size
+        generated = generated.resize(base.size, Image.Resampling.LANCZOS)
+
+    orig = np.asarray(base, dtype=np.uint16)
+    gen = np.asarray(generated, dtype=np.uint16)
+    weight = np.asarray(feathered_mask.convert("L"), dtype=np.uint16)
+    if orig.ndim == 3:
+        weight = weight[..., None]
+    # integer blend: weight 0 gives the original and 255 the generated pixel, exactly
+    out = (orig * (255 - weight) + gen * weight + 127) // 255
+    return Image.fromarray(out.astype(np.uint8))
