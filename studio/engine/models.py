@@ -1,0 +1,194 @@
+"""Finding and inspecting models without loading them: diffusers folders, single files, hub ids.
+
+Everything here reads JSON configs, file headers and hashes only; no weights are loaded and
+nothing is unpickled. Loading lives in pipelines.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+from studio.engine.request import DEMO_MODEL_REF
+from studio.paths import DEMO_MODEL
+
+# Pickle-based formats run arbitrary code when loaded: we refuse them instead of guessing.
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+NATIVE_SIZE = {"sd1": 512, "sd2": 768, "sdxl": 1024}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    ref: str  # what the user named: "demo", a path, or a hub id
+    name: str  # short display name, also written as "Model:" in the metadata
+    path: Path | None  # local folder or file; None for a hub id
+    kind: str  # "diffusers" | "single_file" | "hub"
+    family: str  # "sd1" | "sd2" | "sdxl" | "small" (SD-shaped, smaller than SD 1.x)
+    native_size: int  # pixels per side the model was trained at
+    inpaint_unet: bool = False  # 9-channel inpainting UNet
+    model_hash: str = ""  # A1111-style short hash (first 10 hex of sha256 of the weights file)
+
+    @property
+    def max_size(self) -> int:
+        # far beyond native size SD-family models tile and break; beyond that they run out of memory
+        return min(4 * self.native_size, 4096)
+
+
+def resolve_model(ref: str) -> ModelInfo:
+    """Inspect the model `ref` names; raise ValueError with a message a user can act on."""
+    ref = ref.strip()
+    if not ref:
+        raise ValueError("No model chosen.")
+    if ref == DEMO_MODEL_REF:
+        if not (DEMO_MODEL / "model_index.json").is_file():
+            raise ValueError(f"The demo model is missing from {DEMO_MODEL}; reinstall the app.")
+        return replace(inspect_diffusers_folder(DEMO_MODEL), ref=DEMO_MODEL_REF, name="demo")
+    path = Path(ref).expanduser()
+    if path.exists():
+        if path.is_dir():
+            return inspect_diffusers_folder(path, ref=ref)
+        return inspect_single_file(path, ref=ref)
+    if HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
+        return ModelInfo(ref, ref.split("/")[-1], None, "hub", "sd1", 512)
+    raise ValueError(f"Model not found: {ref!r} is neither a folder, a file nor a hub id.")
+
+
+def inspect_diffusers_folder(folder: Path, ref: str | None = None) -> ModelInfo:
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise ValueError(
+            f"{folder} is not a diffusers model folder (no model_index.json). "
+            "Choose the folder that holds model_index.json, or a .safetensors checkpoint."
+        )
+    index = _read_json(index_file)
+    unet_config = _read_json(folder / "unet" / "config.json")
+    vae_config = _read_json(folder / "vae" / "config.json")
+    vae_factor = 2 ** (len(vae_config.get("block_out_channels", [0, 0, 0, 0])) - 1)
+    native = int(unet_config.get("sample_size", 64)) * vae_factor
+    family = _family_from_folder(index, folder, native)
+    return ModelInfo(
+        ref=ref or str(folder),
+        name=folder.name,
+        path=folder,
+        kind="diffusers",
+        family=family,
+        native_size=native,
+        inpaint_unet=int(unet_config.get("in_channels", 4)) == 9,
+        model_hash=_weights_hash(folder / "unet"),
+    )
+
+
+def inspect_single_file(path: Path, ref: str | None = None) -> ModelInfo:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ValueError(
+            f"{path.name} is a pickle checkpoint, which can run arbitrary code when loaded. "
+            "Convert it to .safetensors (or use a diffusers folder) and load that instead."
+        )
+    if path.suffix.lower() != ".safetensors":
+        raise ValueError(f"{path.name}: unsupported model file; use a .safetensors checkpoint.")
+    header = safetensors_header(path)
+    family = _family_from_keys(list(header))
+    first_conv = header.get("model.diffusion_model.input_blocks.0.0.weight", {})
+    in_channels = (first_conv.get("shape") or [0, 4])[1]
+    return ModelInfo(
+        ref=ref or str(path),
+        name=path.stem,
+        path=path,
+        kind="single_file",
+        family=family,
+        native_size=NATIVE_SIZE[family],
+        inpaint_unet=in_channels == 9,
+        model_hash=file_short_hash(path),
+    )
+
+
+def find_models(folders: list[Path]) -> list[ModelInfo]:
+    """Models directly inside the given folders; unreadable entries are skipped, not fatal."""
+    found: list[ModelInfo] = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            try:
+                if entry.is_dir() and (entry / "model_index.json").is_file():
+                    found.append(inspect_diffusers_folder(entry))
+                elif entry.suffix.lower() == ".safetensors":
+                    found.append(inspect_single_file(entry))
+            except (ValueError, OSError):
+                continue
+    return found
+
+
+# ---- helpers ----------------------------------------------------------------------------
+def safetensors_header(path: Path) -> dict[str, dict]:
+    """Tensor names, dtypes and shapes from a .safetensors header, without loading weights."""
+    try:
+        with path.open("rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            if header_len > 100_000_000:
+                raise ValueError("header too large")
+            header = json.loads(f.read(header_len))
+    except (OSError, ValueError, struct.error) as e:
+        raise ValueError(f"{path.name} is not a valid .safetensors file ({e}).") from e
+    return {k: v for k, v in header.items() if k != "__metadata__"}
+
+
+def file_short_hash(path: Path) -> str:
+    stat = path.stat()
+    return _sha256_prefix(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _sha256_prefix(path: str, size: int, mtime_ns: int) -> str:
+    # size and mtime are part of the cache key so a replaced file is hashed again
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:10]
+
+
+def _weights_hash(unet_folder: Path) -> str:
+    files = sorted(unet_folder.glob("*.safetensors")) or sorted(unet_folder.glob("*.bin"))
+    return file_short_hash(files[0]) if files else ""
+
+
+def _family_from_folder(index: dict, folder: Path, native: int) -> str:
+    if "XL" in index.get("_class_name", "") or "text_encoder_2" in index:
+        return "sdxl"
+    text_config = _read_json(folder / "text_encoder" / "config.json")
+    hidden = text_config.get("hidden_size") or text_config.get("text_config", {}).get("hidden_size")
+    if hidden == 1024:
+        return "sd2"
+    if hidden == 768:
+        return "sd1"
+    return "small"
+
+
+def _family_from_keys(keys: list[str]) -> str:
+    if any(k.startswith("conditioner.embedders.1") for k in keys):
+        return "sdxl"
+    if any(k.startswith("cond_stage_model.model.") for k in keys):
+        return "sd2"
+    if any(k.startswith("cond_stage_model.transformer") for k in keys) or any(
+        k.startswith("model.diffusion_model.") for k in keys
+    ):
+        return "sd1"
+    raise ValueError("This .safetensors file is not a Stable Diffusion checkpoint we recognise.")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is corrupt ({e}).") from e
+

@@ -1,0 +1,140 @@
+"""PipelineCache: load a model's weights once, then hand out pipelines per mode that share them.
+
+txt2img, img2img, inpaint (and their ControlNet variants) are built with `from_pipe`, which
+reuses the loaded modules: switching mode or sampler never reloads or copies weights.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from studio.engine.models import ModelInfo, resolve_model
+from studio.engine.preview import LatentPreviewer
+from studio.engine.request import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+
+def pick_device() -> tuple[str, torch.dtype]:
+    if torch.cuda.is_available():
+        return "cuda", torch.float16
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps", torch.float16
+    return "cpu", torch.float32  # half precision is slow or unsupported on CPUs
+
+
+class PipelineCache:
+    def __init__(self, device: str | None = None, dtype: torch.dtype | None = None):
+        auto_device, auto_dtype = pick_device()
+        self.device = device or auto_device
+        self.dtype = dtype or (auto_dtype if device is None else _dtype_for(self.device))
+        self.info: ModelInfo | None = None
+        self.previewer: LatentPreviewer | None = None
+        self._base: Any = None  # the txt2img (or inpaint, for 9-channel models) pipeline as loaded
+        self._scheduler_config: dict[str, Any] = {}
+        self._pipes: dict[tuple, Any] = {}
+
+    # ---- loading ---------------------------------------------------------------------
+    def load(self, ref: str, on_status: Callable[[str], None] | None = None) -> ModelInfo:
+        """Load `ref` unless it is already loaded; raise ValueError with a clear message."""
+        info = resolve_model(ref)
+        if self.info is not None and self.info.ref == info.ref and self._base is not None:
+            return self.info
+        self.unload()
+        if on_status:
+            on_status(f"Loading {info.name}…")
+        try:
+            base = _load_base(info, self.dtype)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            raise ValueError(f"Could not load model {info.name!r}: {_first_line(e)}") from e
+        base.to(self.device)
+        base.set_progress_bar_config(disable=True)
+        self._base = base
+        self._scheduler_config = dict(base.scheduler.config)
+        self.info = info
+        self.previewer = LatentPreviewer.for_family(info.family, base.vae)
+        if on_status:
+            on_status(f"{info.name} ready on {self.device}")
+        return info
+
+    def unload(self) -> None:
+        self._base = None
+        self._pipes.clear()
+        self.info = None
+        self.previewer = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    @property
+    def scheduler_config(self) -> dict[str, Any]:
+        return self._scheduler_config
+
+    @property
+    def tokenizer(self) -> Any:
+        return None if self._base is None else self._base.tokenizer
+
+    # ---- pipelines per mode ----------------------------------------------------------
+    def pipeline(self, request: GenerationRequest, controlnets: list[Any] | None = None) -> Any:
+        """The pipeline for the request's mode, sharing the loaded weights."""
+        if self._base is None or self.info is None:
+            raise RuntimeError("No model loaded: call load() first.")
+        mode = pipeline_mode(request, self.info)
+        key = (mode, tuple(id(c) for c in controlnets or ()))
+        if key not in self._pipes:
+            self._pipes[key] = self._from_pipe(mode, controlnets)
+        return self._pipes[key]
+
+    def _from_pipe(self, mode: str, controlnets: list[Any] | None) -> Any:
+        from diffusers import (
+            AutoPipelineForImage2Image,
+            AutoPipelineForInpainting,
+            AutoPipelineForText2Image,
+        )
+
+        auto = {
+            "txt2img": AutoPipelineForText2Image,
+            "img2img": AutoPipelineForImage2Image,
+            "inpaint": AutoPipelineForInpainting,
+        }[mode]
+        extra: dict[str, Any] = {}
+        if controlnets:
+            extra["controlnet"] = controlnets[0] if len(controlnets) == 1 else controlnets
+        pipe = auto.from_pipe(self._base, **extra)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+
+def pipeline_mode(request: GenerationRequest, info: ModelInfo) -> str:
+    # a 9-channel inpainting UNet cannot run the plain pipelines: it does every mode as inpaint
+    return "inpaint" if info.inpaint_unet else request.mode
+
+
+def _load_base(info: ModelInfo, dtype: torch.dtype) -> Any:
+    from diffusers import AutoPipelineForInpainting, AutoPipelineForText2Image
+
+    auto = AutoPipelineForInpainting if info.inpaint_unet else AutoPipelineForText2Image
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if info.family in ("sd1", "sd2", "small"):
+        # the app shows every image to the person who asked for it; no NSFW filter model is loaded
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if info.kind == "diffusers":
+        return auto.from_pretrained(info.path, local_files_only=True, use_safetensors=True, **kwargs)
+    if info.kind == "single_file":
+        return auto.from_single_file(str(info.path), **kwargs)
+    return auto.from_pretrained(info.ref, **kwargs)
+
+
+def _dtype_for(device: str) -> torch.dtype:
+    return torch.float32 if device == "cpu" else torch.float16
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import os
+
+# Qt must never open a real window in tests; set before any Qt import.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never reach a model hub
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random SD pipeline saved as a local diffusers folder (64x64 native)."""
+    from tests.tiny_models import save_tiny_pipeline
+
+    return save_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture(scope="session")
+def tiny_inpaint_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random 9-channel inpainting pipeline (SD-inpainting shaped)."""
+    from tests.tiny_models import save_tiny_pipeline
+
+    return save_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd-inpaint", unet_in_channels=9)
