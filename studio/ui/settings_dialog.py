@@ -1,0 +1,103 @@
+"""The settings dialog: output folder, image format, live previews, model folders."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.settings import Settings
+
+FORMATS = ("png", "jpeg", "webp")
+PREVIEW_SOURCES = (("Predicted clean image x̂₀", "x0"), ("Noisy latent xₜ", "xt"))
+
+
+class SettingsDialog(QDialog):
+    """Edits a copy of the values; `apply_to(settings)` writes them back after Accept."""
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        form = QFormLayout()
+
+        self.output_dir = QLineEdit(str(settings.output_path()))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_output)
+        row = QHBoxLayout()
+        row.addWidget(self.output_dir)
+        row.addWidget(browse)
+        form.addRow("Output folder", row)
+
+        self.image_format = QComboBox()
+        self.image_format.addItems(FORMATS)
+        self.image_format.setCurrentText(settings.image_format)
+        self.image_format.setToolTip("Format of auto-saved images; all three keep the settings")
+        form.addRow("Auto-save format", self.image_format)
+
+        self.preview_every = QSpinBox(minimum=0, maximum=50)
+        self.preview_every.setValue(settings.preview_every)
+        self.preview_every.setSpecialValueText("off")
+        self.preview_every.setSuffix(" steps")
+        self.preview_every.setToolTip("Show the image being made every N steps (0 = no previews)")
+        form.addRow("Live preview every", self.preview_every)
+
+        self.preview_source = QComboBox()
+        for label, value in PREVIEW_SOURCES:
+            self.preview_source.addItem(label, value)
+        self.preview_source.setCurrentIndex(
+            max(0, self.preview_source.findData(settings.preview_source))
+        )
+        form.addRow("Preview shows", self.preview_source)
+
+        self.model_folders = QListWidget()
+        self.model_folders.addItems(settings.model_folders)
+        add = QPushButton("Add folder…")
+        remove = QPushButton("Remove")
+        add.clicked.connect(self._add_folder)
+        remove.clicked.connect(lambda: self.model_folders.takeItem(self.model_folders.currentRow()))
+        buttons_row = QHBoxLayout()
+        buttons_row.addWidget(add)
+        buttons_row.addWidget(remove)
+        folders = QVBoxLayout()
+        folders.addWidget(self.model_folders)
+        folders.addLayout(buttons_row)
+        form.addRow("Model folders", folders)
+
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def apply_to(self, settings: Settings) -> None:
+        settings.output_dir = self.output_dir.text().strip()
+        settings.image_format = self.image_format.currentText()
+        settings.preview_every = self.preview_every.value()
+        settings.preview_source = self.preview_source.currentData()
+        settings.model_folders = [
+            self.model_folders.item(i).text() for i in range(self.model_folders.count())
+        ]
+
+    def _browse_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output_dir.text())
+        if folder:
+            self.output_dir.setText(folder)
+
+    def _add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "A folder of models")
+        if folder:
+            self.model_folders.addItem(folder)
