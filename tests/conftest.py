@@ -24,4 +24,6 @@ def tiny_inpaint_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random 9-channel inpainting pipeline (SD-inpainting shaped)."""
     from tests.tiny_models import save_tiny_pipeline
 
-    return save_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd-inpaint", unet_in_channels=9)
+    return save_tiny_pipeline(
+        tmp_path_factory.mktemp("models") / "tiny-sd-inpaint", unet_in_channels=9
+    )

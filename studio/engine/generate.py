@@ -58,7 +58,9 @@ def check_request(request: GenerationRequest, info: ModelInfo | None = None) -> 
         _check_int(name, side, MIN_SIDE, max_side)
         if side % 8:
             lower, upper = side // 8 * 8, side // 8 * 8 + 8
-            raise ValueError(f"{name} must be a multiple of 8 (try {lower} or {upper}), not {side}.")
+            raise ValueError(
+                f"{name} must be a multiple of 8 (try {lower} or {upper}), not {side}."
+            )
     s = r.schedule
     if s.timestep_spacing not in (None, *TIMESTEP_SPACINGS):
         raise ValueError(f"Timestep spacing must be one of {', '.join(TIMESTEP_SPACINGS)}.")
@@ -232,7 +234,9 @@ class _StepTracker:
         preview_source: str,
     ):
         if preview_source not in ("x0", "xt"):
-            raise ValueError("preview_source must be 'x0' (predicted clean image) or 'xt' (noisy latent).")
+            raise ValueError(
+                "preview_source must be 'x0' (predicted clean image) or 'xt' (noisy latent)."
+            )
         self.previewer = cache.previewer
         self.on_step = on_step
         self.cancel = cancel
@@ -263,7 +267,11 @@ class _StepTracker:
             return tensors
         step, total = index + 1, pipe.num_timesteps
         preview = None
-        if self.preview_every and self.previewer and (step % self.preview_every == 0 or step == total):
+        if (
+            self.preview_every
+            and self.previewer
+            and (step % self.preview_every == 0 or step == total)
+        ):
             latents = self.x0 if self.x0 is not None else tensors["latents"]
             preview = self.previewer(latents)
         self.on_step(StepUpdate(step, total, preview, float(timestep)))

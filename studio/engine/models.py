@@ -191,4 +191,3 @@ def _read_json(path: Path) -> dict:
         return {}
     except (OSError, ValueError) as e:
         raise ValueError(f"{path} is corrupt ({e}).") from e
-

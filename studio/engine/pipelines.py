@@ -118,6 +118,12 @@ def pipeline_mode(request: GenerationRequest, info: ModelInfo) -> str:
 
 def _load_base(info: ModelInfo, dtype: torch.dtype) -> Any:
     from diffusers import AutoPipelineForInpainting, AutoPipelineForText2Image
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    # progress is reported through on_status; tqdm bars would only clutter stderr
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
     auto = AutoPipelineForInpainting if info.inpaint_unet else AutoPipelineForText2Image
     kwargs: dict[str, Any] = {"dtype": dtype}
@@ -125,7 +131,9 @@ def _load_base(info: ModelInfo, dtype: torch.dtype) -> Any:
         # the app shows every image to the person who asked for it; no NSFW filter model is loaded
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     if info.kind == "diffusers":
-        return auto.from_pretrained(info.path, local_files_only=True, use_safetensors=True, **kwargs)
+        return auto.from_pretrained(
+            info.path, local_files_only=True, use_safetensors=True, **kwargs
+        )
     if info.kind == "single_file":
         return auto.from_single_file(str(info.path), **kwargs)
     return auto.from_pretrained(info.ref, **kwargs)

@@ -131,4 +131,6 @@ def join_a1111_sampler(sampler: str, schedule_type: str) -> tuple[str, ScheduleO
     """Our sampler name and schedule options for an A1111 (sampler, schedule type) pair."""
     if schedule_type == "Karras" and f"{sampler} Karras" in SAMPLER_SPECS:
         return f"{sampler} Karras", ScheduleOptions()
-    return sampler, ScheduleOptions(karras=karras_of(schedule_type) if schedule_type in SCHEDULE_TYPES else None)
+    return sampler, ScheduleOptions(
+        karras=karras_of(schedule_type) if schedule_type in SCHEDULE_TYPES else None
+    )

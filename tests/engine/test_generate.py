@@ -143,7 +143,11 @@ def _square_mask(size: tuple[int, int]) -> Image.Image:
         ({"mode": "img2img", "init_image": Image.new("RGB", (8, 8)), "strength": 0.0}, "strength"),
         ({"mode": "img2img", "init_image": Image.new("RGB", (8, 8)), "strength": 1.5}, "strength"),
         (
-            {"mode": "inpaint", "init_image": Image.new("RGB", (64, 64)), "mask": Image.new("L", (32, 32))},
+            {
+                "mode": "inpaint",
+                "init_image": Image.new("RGB", (64, 64)),
+                "mask": Image.new("L", (32, 32)),
+            },
             "The mask is 32x32 but the image is 64x64",
         ),
         ({"mode": "inpaint", "init_image": Image.new("RGB", (64, 64))}, "needs a mask"),

@@ -1,0 +1,320 @@
+"""`studio`: the GUI with no subcommand; `generate`, `regenerate`, `info`, `samplers`, `models`.
+
+Heavy imports (torch, diffusers) happen inside the commands that need them, so `studio info`
+and `studio --help` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from studio import __version__
+from studio.engine.request import (
+    DEMO_MODEL_REF,
+    MODES,
+    PREDICTION_TYPES,
+    TIMESTEP_SPACINGS,
+    GenerationRequest,
+    ScheduleOptions,
+    StepUpdate,
+)
+
+SAMPLER_HELP = (
+    "Euler, Euler a, DDIM, DDPM, DPM++ 2M, DPM++ 2M Karras, DPM++ 2M SDE Karras, "
+    "DPM++ SDE Karras, UniPC, LMS, Heun, LCM"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return _run_gui()
+    try:
+        return args.func(args)
+    except ValueError as e:  # user errors: a message, not a traceback
+        print(f"studio: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("studio: cancelled", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Diffusion Studio")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    gen = sub.add_parser("generate", help="generate images from a prompt")
+    _add_request_options(gen)
+    _add_output_options(gen)
+    gen.set_defaults(func=_cmd_generate)
+
+    regen = sub.add_parser("regenerate", help="generate an exported image again from its metadata")
+    regen.add_argument("image", type=Path)
+    _add_output_options(regen)
+    regen.set_defaults(func=_cmd_regenerate)
+
+    info = sub.add_parser("info", help="print the generation settings stored in an image")
+    info.add_argument("image", type=Path)
+    info.add_argument("--json", action="store_true", help="print the recipe as JSON")
+    info.set_defaults(func=_cmd_info)
+
+    samplers = sub.add_parser("samplers", help="list the samplers")
+    samplers.set_defaults(func=_cmd_samplers)
+
+    models = sub.add_parser("models", help="list models in folders")
+    models.add_argument("folders", nargs="*", type=Path)
+    models.set_defaults(func=_cmd_models)
+    return parser
+
+
+def _add_request_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompt", "-p", default="")
+    p.add_argument("--negative-prompt", "-n", default="")
+    p.add_argument(
+        "--model",
+        "-m",
+        default=DEMO_MODEL_REF,
+        help="'demo', a folder, a .safetensors file or a hub id",
+    )
+    p.add_argument("--mode", choices=MODES, help="default: from --init-image / --mask")
+    p.add_argument("--sampler", "-s", default="DPM++ 2M Karras", help=SAMPLER_HELP)
+    p.add_argument(
+        "--schedule-type", choices=("Automatic", "Karras", "Uniform"), default="Automatic"
+    )
+    p.add_argument("--timestep-spacing", choices=TIMESTEP_SPACINGS)
+    p.add_argument("--zero-snr", action="store_true", help="rescale betas to zero terminal SNR")
+    p.add_argument("--prediction-type", choices=PREDICTION_TYPES, help="override the model's")
+    p.add_argument("--cfg-rescale", type=float, default=0.0)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--cfg", "--cfg-scale", dest="cfg_scale", type=float, default=7.0)
+    p.add_argument("--seed", type=int, default=-1, help="-1: random")
+    p.add_argument("--width", "-W", type=int, help="default: the model's native size")
+    p.add_argument("--height", "-H", type=int, help="default: the model's native size")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument(
+        "--strength", type=float, default=0.75, help="img2img/inpaint denoising strength"
+    )
+    p.add_argument("--init-image", type=Path)
+    p.add_argument("--mask", type=Path, help="white = repaint")
+    p.add_argument("--mask-blur", type=int, default=4)
+    p.add_argument("--inpaint-only-masked", action="store_true")
+    p.add_argument("--inpaint-padding", type=int, default=32)
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", "-o", type=Path, help="output file (one image) ")
+    p.add_argument("--outdir", type=Path, help="output folder (default: the app's)")
+    p.add_argument("--format", choices=("png", "jpg", "webp"), default=None)
+    p.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+# ---- commands -----------------------------------------------------------------------------
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from studio.engine.models import resolve_model
+    from studio.engine.samplers import karras_of
+
+    info = resolve_model(args.model)
+    mode = args.mode or ("inpaint" if args.mask else "img2img" if args.init_image else "txt2img")
+    request = GenerationRequest(
+        mode=mode,
+        model=args.model,
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        sampler=args.sampler,
+        schedule=ScheduleOptions(
+            karras=karras_of(args.schedule_type),
+            timestep_spacing=args.timestep_spacing,
+            zero_snr=args.zero_snr,
+            prediction_type=args.prediction_type,
+            cfg_rescale=args.cfg_rescale,
+        ),
+        steps=args.steps,
+        cfg_scale=args.cfg_scale,
+        seed=args.seed if args.seed >= 0 else random.randrange(2**32),
+        width=args.width or info.native_size,
+        height=args.height or info.native_size,
+        batch_size=args.batch_size,
+        strength=args.strength,
+        init_image=_open_image(args.init_image, "RGB"),
+        mask=_open_image(args.mask, "L"),
+        mask_blur=args.mask_blur,
+        inpaint_only_masked=args.inpaint_only_masked,
+        inpaint_padding=args.inpaint_padding,
+    )
+    return _run_and_save(request, args)
+
+
+def _cmd_regenerate(args: argparse.Namespace) -> int:
+    from studio.engine.metadata import read_settings
+
+    found = read_settings(args.image)
+    request = found.single_image_request()
+    if request is None:
+        print(f"studio: {args.image} holds no generation settings.", file=sys.stderr)
+        return 1
+    if found.source != "studio":
+        print(
+            f"note: settings read from {found.source} metadata; results may differ.",
+            file=sys.stderr,
+        )
+    for key, value in found.unmapped.items():
+        print(f"note: not restored: {key}: {value}", file=sys.stderr)
+    missing = request.missing_images()
+    if missing:
+        raise ValueError(
+            f"{args.image} does not carry its {', '.join(missing)}; cannot regenerate it."
+        )
+    return _run_and_save(request, args)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from studio.engine.metadata import read_settings
+
+    try:
+        found = read_settings(args.image)
+    except (ValueError, OSError) as e:
+        print(f"studio: {e}", file=sys.stderr)
+        return 1
+    if found.request is None:
+        print(f"studio: {args.image} holds no generation settings.", file=sys.stderr)
+        return 1
+    if args.json:
+        print(found.request.to_json(embed_images=False))
+        return 0
+    r = found.request
+    print(f"source:          {found.source}")
+    print(f"prompt:          {r.prompt}")
+    print(f"negative prompt: {r.negative_prompt}")
+    print(f"mode:            {r.mode}")
+    print(f"model:           {found.model_name or r.model} {found.model_hash or ''}".rstrip())
+    print(f"sampler:         {r.sampler} ({_schedule_text(r.schedule)})")
+    print(f"steps:           {r.steps}")
+    print(f"CFG scale:       {r.cfg_scale:g}")
+    print(f"seed:            {found.image_seed if found.image_seed is not None else r.seed}")
+    print(f"size:            {r.width}x{r.height}")
+    if r.mode != "txt2img":
+        print(f"strength:        {r.strength:g}")
+    for key, value in found.unmapped.items():
+        print(f"not mapped:      {key}: {value}")
+    for warning in found.warnings:
+        print(f"warning:         {warning}")
+    return 0
+
+
+def _cmd_samplers(args: argparse.Namespace) -> int:
+    from studio.engine.samplers import SAMPLER_SPECS
+
+    for name, spec in SAMPLER_SPECS.items():
+        print(f"{name:22} {spec.scheduler}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from studio.engine.models import find_models, resolve_model
+
+    models = [resolve_model(DEMO_MODEL_REF)] + find_models(args.folders)
+    for m in models:
+        print(f"{m.name:30} {m.family:6} {m.native_size:5}px  {m.kind:11} {m.ref}")
+    return 0
+
+
+# ---- shared --------------------------------------------------------------------------------
+def _run_and_save(request: GenerationRequest, args: argparse.Namespace) -> int:
+    from studio.engine.generate import check_request, generate
+    from studio.engine.output import OutputFolder, save_result
+    from studio.engine.pipelines import PipelineCache
+
+    check_request(request)  # before the model loads: fail fast on bad input
+    if args.out and request.batch_size > 1:
+        raise ValueError("--out names one file; use --outdir for a batch.")
+    fmt = args.format or (args.out.suffix.lstrip(".").lower() if args.out else "png")
+    cache = PipelineCache(device=args.device)
+    progress = None if args.quiet else _Progress()
+    result = generate(request, cache, on_step=progress, preview_every=0)
+    if progress:
+        progress.done(result.elapsed_s)
+    if args.out:
+        from studio.engine.metadata import write_image
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_image(
+            args.out,
+            result.images[0],
+            request,
+            model_name=result.model_name,
+            model_hash=result.model_hash,
+            seed=result.seeds[0],
+            format=fmt,
+        )
+        paths = [args.out]
+    else:
+        paths = save_result(result, OutputFolder(args.outdir), format=fmt)
+    for path in paths:
+        print(path)
+    return 0
+
+
+class _Progress:
+    """A one-line progress bar on stderr: step i/n and it/s."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __call__(self, update: StepUpdate) -> None:
+        elapsed = time.perf_counter() - self.started
+        width = 30
+        filled = width * update.step // max(update.total, 1)
+        rate = update.step / elapsed if elapsed > 0 else 0.0
+        bar = "#" * filled + "-" * (width - filled)
+        print(f"\r[{bar}] {update.step}/{update.total} {rate:.1f} it/s", end="", file=sys.stderr)
+
+    def done(self, seconds: float) -> None:
+        print(f"\ndone in {seconds:.1f} s", file=sys.stderr)
+
+
+def _open_image(path: Path | None, mode: str) -> Any:
+    if path is None:
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise ValueError(f"Cannot read image {path}: {e}") from e
+
+
+def _schedule_text(schedule: ScheduleOptions) -> str:
+    from studio.engine.samplers import schedule_type_of
+
+    parts = [schedule_type_of(schedule)]
+    if schedule.timestep_spacing:
+        parts.append(f"{schedule.timestep_spacing} spacing")
+    if schedule.zero_snr:
+        parts.append("zero-terminal SNR")
+    if schedule.prediction_type:
+        parts.append(schedule.prediction_type)
+    if schedule.cfg_rescale:
+        parts.append(f"CFG rescale {schedule.cfg_rescale:g}")
+    return ", ".join(parts)
+
+
+def _run_gui() -> int:
+    try:
+        from studio.ui.app import main as gui_main
+    except ImportError as e:
+        print(f"studio: the desktop app cannot start ({e}).", file=sys.stderr)
+        return 1
+    return gui_main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
