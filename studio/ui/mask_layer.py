@@ -41,7 +41,7 @@ class MaskLayer(QObject):
         self.overlay = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
         self.overlay.fill(Qt.GlobalColor.transparent)
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.indexChanged.connect(lambda _index: self.edited.emit())
+        self.undo_stack.indexChanged.connect(self.edited)
         self._before: QImage | None = None
         self._stroke_rect = QRect()
         self._pen = QPen()
