@@ -34,7 +34,8 @@ PARAMS: dict[str, tuple[Param, ...]] = {
     "canny": (Param("low_threshold", 100, 0, 255), Param("high_threshold", 200, 0, 255)),
     # controlnet-aux "lineart_standard": blur radius at 512 px and the darkness that counts as ink
     "lineart": (Param("gaussian_sigma", 6.0, 0.5, 20.0), Param("intensity_threshold", 8, 0, 64)),
-    "depth": (),
+    # the side the depth network sees; 0 = automatic (the model's own, less for small outputs)
+    "depth": (Param("resolution", 0, 0, 1022),),
     # mediapipe landmark visibility below which a keypoint is left out, as OpenPose leaves it out
     "pose": (Param("min_visibility", 0.5, 0.0, 1.0),),
     "none": (),
@@ -86,7 +87,13 @@ def preprocess(
     if preprocessor == "depth":
         from studio.engine.depth import depth_map
 
-        return depth_map(rgb, (width, height), model=depth_model, allow_download=allow_download)
+        return depth_map(
+            rgb,
+            (width, height),
+            model=depth_model,
+            allow_download=allow_download,
+            resolution=int(values["resolution"]),
+        )
     from studio.engine.pose import pose_map
 
     return pose_map(rgb, (width, height), min_visibility=values["min_visibility"])
@@ -113,6 +120,8 @@ def check_params(preprocessor: str, params: dict[str, float] | None) -> dict[str
                 f"not {value!r}."
             )
         values[name] = float(value)
+    if preprocessor == "depth" and 0 < values["resolution"] < 28:
+        raise ValueError("Depth resolution must be 0 (automatic) or at least 28 pixels.")
     if preprocessor == "canny" and values["low_threshold"] > values["high_threshold"]:
         raise ValueError("Canny low threshold must not be above the high threshold.")
     return values

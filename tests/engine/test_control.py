@@ -151,6 +151,7 @@ def test_crop_mode_keeps_the_centre_and_stretch_keeps_everything():
         (("canny", (64, 64), {"sigma": 2}), {}, "no setting 'sigma'"),
         (("canny", (64, 64), {"low_threshold": 300}), {}, "from 0 to 255"),
         (("canny", (64, 64), {"low_threshold": 150, "high_threshold": 50}), {}, "low threshold"),
+        (("depth", (64, 64), {"resolution": 10}), {}, "at least 28"),
         (("none", (0, 64)), {}, "1 to 8192"),
         (("none", "big"), {}, "(width, height)"),
         (("none", (64, 64)), {"resize_mode": "fill"}, "Unknown resize mode"),
@@ -298,6 +299,12 @@ def test_depth_runs_a_local_model_at_the_generation_size(tiny_depth_model, astro
     assert (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all()
     assert a.min() == 0 and a.max() == 255  # the full range is used
     assert len(np.unique(a)) > 20
+    # the network's input side can be chosen (a multiple of 14 after the processor rounds it)
+    coarse = preprocess(
+        astronaut, "depth", (96, 64), {"resolution": 28}, depth_model=tiny_depth_model
+    )
+    assert coarse.size == (96, 64)
+    assert not np.array_equal(np.asarray(coarse), a)
 
 
 def test_depth_model_folder_can_come_from_the_environment(tiny_depth_model, monkeypatch):
