@@ -20,6 +20,7 @@ from studio.engine.request import (
     PREDICTION_TYPES,
     PREPROCESSORS,
     TIMESTEP_SPACINGS,
+    ControlSpec,
     GenerationRequest,
     GenerationResult,
     StepUpdate,
@@ -111,16 +112,21 @@ def generate(
     if cancel is not None and cancel.is_set():
         return GenerationResult(request, cancelled=True, model_name=info.name)
 
-    # 2. The pipeline for this mode, with this request's sampler (weights are shared)
-    pipe = cache.pipeline(request)
+    # 2. The pipeline for this mode and ControlNets, with this request's sampler (weights shared)
+    controls = [c for c in request.controls if c.enabled]
+    controlnets = [cache.controlnet(c.model) for c in controls]
+    pipe = cache.pipeline(request, controlnets)
     pipe.scheduler = make_scheduler(
         cache.scheduler_config, request.sampler, request.schedule, seed=request.seed
     )
     tracker = _StepTracker(cache, on_step, cancel, preview_every, preview_source)
     tracker.watch(pipe.scheduler)
 
-    # 3. Inputs for the mode
+    # 3. Inputs for the mode, and the control maps
     call_kwargs = _mode_inputs(request, info)
+    control_maps = [_control_map(c, request) for c in controls]
+    if controls:
+        call_kwargs.update(_control_inputs(controls, control_maps, "image" in call_kwargs))
     accepted = inspect.signature(pipe.__call__).parameters
     if request.schedule.cfg_rescale > 0:
         if "guidance_rescale" not in accepted:
@@ -160,7 +166,32 @@ def generate(
         elapsed_s=time.perf_counter() - started,
         model_name=info.name,
         model_hash=info.model_hash,
+        control_maps=control_maps,
     )
+
+
+def _control_map(control: ControlSpec, request: GenerationRequest) -> Image.Image:
+    from studio.engine.control import preprocess
+
+    return preprocess(
+        control.image, control.preprocessor, (request.width, request.height), dict(control.params)
+    )
+
+
+def _control_inputs(
+    controls: list[ControlSpec], maps: list[Image.Image], has_init_image: bool
+) -> dict[str, Any]:
+    def one_or_list(values: list) -> Any:
+        # a single ControlNet takes scalars; MultiControlNet takes one value per unit
+        return values[0] if len(values) == 1 else values
+
+    # txt2img ControlNet pipelines call the control map `image`; the others `control_image`
+    return {
+        "control_image" if has_init_image else "image": one_or_list(maps),
+        "controlnet_conditioning_scale": one_or_list([c.weight for c in controls]),
+        "control_guidance_start": one_or_list([c.guidance_start for c in controls]),
+        "control_guidance_end": one_or_list([c.guidance_end for c in controls]),
+    }
 
 
 def _mode_inputs(request: GenerationRequest, info: ModelInfo) -> dict[str, Any]:

@@ -15,13 +15,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from studio.engine.request import DEMO_MODEL_REF
-from studio.paths import DEMO_MODEL
+from studio.paths import DEMO_CONTROLNETS, DEMO_MODEL
 
 # Pickle-based formats run arbitrary code when loaded: we refuse them instead of guessing.
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 NATIVE_SIZE = {"sd1": 512, "sd2": 768, "sdxl": 1024}
+CROSS_ATTENTION_DIM = {"sd1": 768, "sd2": 1024, "sdxl": 2048}
+FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "small": "small SD-shaped"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class ModelInfo:
     native_size: int  # pixels per side the model was trained at
     inpaint_unet: bool = False  # 9-channel inpainting UNet
     model_hash: str = ""  # A1111-style short hash (first 10 hex of sha256 of the weights file)
+    cross_attention_dim: int = 768  # width of the text features the UNet attends to
 
     @property
     def max_size(self) -> int:
@@ -82,6 +85,7 @@ def inspect_diffusers_folder(folder: Path, ref: str | None = None) -> ModelInfo:
         native_size=native,
         inpaint_unet=int(unet_config.get("in_channels", 4)) == 9,
         model_hash=_weights_hash(folder / "unet"),
+        cross_attention_dim=int(unet_config.get("cross_attention_dim", 768)),
     )
 
 
@@ -106,7 +110,68 @@ def inspect_single_file(path: Path, ref: str | None = None) -> ModelInfo:
         native_size=NATIVE_SIZE[family],
         inpaint_unet=in_channels == 9,
         model_hash=file_short_hash(path),
+        cross_attention_dim=CROSS_ATTENTION_DIM[family],
     )
+
+
+@dataclass(frozen=True)
+class ControlNetInfo:
+    ref: str
+    name: str
+    path: Path | None
+    kind: str  # "diffusers" | "single_file" | "hub"
+    cross_attention_dim: int | None  # None: unknown until loaded (hub ids)
+
+
+def resolve_controlnet(ref: str) -> ControlNetInfo:
+    """Inspect a ControlNet: 'demo-canny' / 'demo-depth' / 'demo-pose', a folder, a file, a hub id."""
+    ref = ref.strip()
+    if ref.startswith("demo-"):
+        folder = DEMO_CONTROLNETS / ref.removeprefix("demo-")
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"The demo ControlNet {ref!r} is not installed (looked in {folder}).")
+        return replace(resolve_controlnet(str(folder)), ref=ref, name=ref)
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        config = _read_json(path / "config.json")
+        if not config:
+            raise ValueError(f"{path} is not a ControlNet folder (no config.json).")
+        return ControlNetInfo(ref, path.name, path, "diffusers", config.get("cross_attention_dim"))
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise ValueError(f"{path.name} is a pickle file; use a .safetensors ControlNet.")
+        header = safetensors_header(path)
+        dim = _controlnet_dim_from_header(header)
+        return ControlNetInfo(ref, path.stem, path, "single_file", dim)
+    if HUB_ID.match(ref):
+        return ControlNetInfo(ref, ref.split("/")[-1], None, "hub", None)
+    raise ValueError(f"ControlNet not found: {ref!r}.")
+
+
+def check_controlnet_fits(control: ControlNetInfo, model: ModelInfo) -> None:
+    """Refuse a ControlNet made for another model family before any weights load."""
+    dim = control.cross_attention_dim
+    if dim is not None and dim != model.cross_attention_dim:
+        made_for = _family_of_dim(dim)
+        raise ValueError(
+            f"ControlNet {control.name!r} is made for {made_for} models, but {model.name!r} is "
+            f"{_family_of_dim(model.cross_attention_dim)}; choose a ControlNet for that family."
+        )
+
+
+def _family_of_dim(dim: int) -> str:
+    for family, family_dim in CROSS_ATTENTION_DIM.items():
+        if dim == family_dim:
+            return FAMILY_NAMES[family]
+    return f"small SD-shaped (text width {dim})"
+
+
+def _controlnet_dim_from_header(header: dict[str, dict]) -> int | None:
+    for key, entry in header.items():
+        # the first cross-attention key projection maps text features (width = cross_attention_dim)
+        if key.endswith("attn2.to_k.weight") and entry.get("shape"):
+            return int(entry["shape"][1])
+    return None
 
 
 def find_models(folders: list[Path]) -> list[ModelInfo]:

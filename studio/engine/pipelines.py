@@ -9,11 +9,18 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
 
-from studio.engine.models import ModelInfo, resolve_model
+from studio.engine.models import (
+    ControlNetInfo,
+    ModelInfo,
+    check_controlnet_fits,
+    resolve_controlnet,
+    resolve_model,
+)
 from studio.engine.preview import LatentPreviewer
 from studio.engine.request import GenerationRequest
 
@@ -39,6 +46,7 @@ class PipelineCache:
         self._base: Any = None  # the txt2img (or inpaint, for 9-channel models) pipeline as loaded
         self._scheduler_config: dict[str, Any] = {}
         self._pipes: dict[tuple, Any] = {}
+        self._controlnets: dict[str, Any] = {}
 
     # ---- loading ---------------------------------------------------------------------
     def load(self, ref: str, on_status: Callable[[str], None] | None = None) -> ModelInfo:
@@ -63,9 +71,31 @@ class PipelineCache:
             on_status(f"{info.name} ready on {self.device}")
         return info
 
+    def controlnet(self, ref: str) -> Any:
+        """Load a ControlNet once; refuse one made for another model family before loading."""
+        if self.info is None:
+            raise RuntimeError("Load the base model before its ControlNets.")
+        control = resolve_controlnet(ref)
+        check_controlnet_fits(control, self.info)
+        if control.ref not in self._controlnets:
+            try:
+                model = _load_controlnet(control, self.dtype)
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                raise ValueError(
+                    f"Could not load ControlNet {control.name!r}: {_first_line(e)}"
+                ) from e
+            if model.config.cross_attention_dim != self.info.cross_attention_dim:  # hub ids
+                check_controlnet_fits(
+                    replace(control, cross_attention_dim=model.config.cross_attention_dim),
+                    self.info,
+                )
+            self._controlnets[control.ref] = model.to(self.device)
+        return self._controlnets[control.ref]
+
     def unload(self) -> None:
         self._base = None
         self._pipes.clear()
+        self._controlnets.clear()
         self.info = None
         self.previewer = None
         gc.collect()
@@ -137,6 +167,18 @@ def _load_base(info: ModelInfo, dtype: torch.dtype) -> Any:
     if info.kind == "single_file":
         return auto.from_single_file(str(info.path), **kwargs)
     return auto.from_pretrained(info.ref, **kwargs)
+
+
+def _load_controlnet(control: ControlNetInfo, dtype: torch.dtype) -> Any:
+    from diffusers import ControlNetModel
+
+    if control.kind == "diffusers":
+        return ControlNetModel.from_pretrained(
+            control.path, local_files_only=True, use_safetensors=True, dtype=dtype
+        )
+    if control.kind == "single_file":
+        return ControlNetModel.from_single_file(str(control.path), dtype=dtype)
+    return ControlNetModel.from_pretrained(control.ref, dtype=dtype)
 
 
 def _dtype_for(device: str) -> torch.dtype:

@@ -161,6 +161,7 @@ class GenerationResult:
     cancelled: bool = False
     model_name: str = ""
     model_hash: str = ""  # A1111-style short hash of the weights file(s)
+    control_maps: list[Image.Image] = field(default_factory=list)  # preprocessed, per enabled unit
 
 
 # ---- image encoding ------------------------------------------------------------------
