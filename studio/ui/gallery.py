@@ -47,6 +47,8 @@ def metadata_text(path: Path) -> tuple[str, Any]:
         result = read_settings(path)
     except Exception as exc:  # any file can be dropped here; none may crash the window
         return f"No settings could be read: {exc}", None
+    if result.request is None:
+        return "\n".join(["No generation settings in this image.", *result.warnings]), None
     lines = []
     if result.raw_parameters:
         lines.append(result.raw_parameters.strip())
@@ -224,7 +226,9 @@ class Gallery(QWidget):
             )
         text, result = metadata_text(path)
         self.metadata.setPlainText(text)
-        self._seed = result.request.seed if result is not None else None
+        self._seed = result.image_seed if result is not None else None
+        if result is not None and self._seed is None:
+            self._seed = result.request.seed
         self._set_actions_enabled(True)
         self.reuse_settings.setEnabled(result is not None)
         self.reuse_seed.setEnabled(self._seed is not None)

@@ -524,13 +524,22 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # any file may be dropped: report, never crash
             self.show_error(f"No settings could be read from {path.name}: {exc}")
             return []
-        applied = self.state.apply_request(result.request)
+        request = result.single_image_request()
+        if request is None:
+            note = " ".join(result.warnings)
+            self.show_error(f"{path.name} carries no generation settings. {note}".strip())
+            return []
+        applied = self.state.apply_request(request)
         missing = [f"{k} ({v})" for k, v in result.unmapped.items()]
-        if result.request.sampler not in applied and "sampler" not in result.unmapped:
-            missing.append(f"sampler ({result.request.sampler})")
+        if "sampler" not in applied and "sampler" not in result.unmapped:
+            missing.append(f"sampler ({request.sampler})")
         text = f"Restored from {path.name} ({result.source}): {', '.join(_labels(applied))}."
-        model = result.request.model
-        if model and model != self.state.model:
+        model = result.model_name or request.model
+        if model and model not in (
+            self.state.model,
+            _model_name(self.state.model),
+            self._loaded_name(),
+        ):
             missing.append(f"model ({model}; choose it in the model picker)")
         if missing:
             text += " Could not restore: " + "; ".join(missing) + "."
@@ -538,6 +547,9 @@ class MainWindow(QMainWindow):
             text += " " + " ".join(result.warnings)
         self.show_info(text)
         return applied
+
+    def _loaded_name(self) -> str:
+        return self.loaded.info.name if self.loaded is not None else ""
 
     def _restore_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

@@ -1,0 +1,370 @@
+"""The main window end to end on the tiny model: generate, previews, cancel, queue, errors, restore."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextCursor
+
+from studio.engine.metadata import read_settings
+from studio.ui.jobs import JobState
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".png", ".jpg", ".webp"))
+
+
+def _generate(qtbot, window, timeout: int = 60_000):
+    with qtbot.waitSignal(window.job_done, timeout=timeout) as blocker:
+        jobs = window.generate()
+        assert jobs, window.banner.text()
+    return blocker.args[0]
+
+
+def test_generate_end_to_end_saves_image_with_metadata_and_shows_previews_first(qtbot, make_window):
+    window = make_window()
+    events: list[str] = []
+    window.preview_shown.connect(lambda update: events.append(f"preview {update.step}"))
+    window.job_done.connect(lambda job: events.append("final"))
+    window.state.negative_prompt = "blurry"
+    window.prompts.prompt.edit.moveCursor(QTextCursor.MoveOperation.End)
+    qtbot.keyClicks(window.prompts.prompt.edit, ", on a table")  # through the widget
+    assert window.state.prompt == "a red cube, on a table"
+
+    with qtbot.waitSignal(window.job_done, timeout=60_000) as blocker:
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    job = blocker.args[0]
+
+    assert job.state is JobState.done, job.error
+    files = _images(make_window.output_dir)
+    assert files == job.paths and len(files) == 1
+    meta = read_settings(files[0])
+    assert meta.request.prompt == "a red cube, on a table"
+    assert meta.request.negative_prompt == "blurry"
+    assert (meta.request.steps, meta.request.width, meta.request.sampler) == (3, 64, "Euler")
+    # the canvas shows the saved image, pixel for pixel
+    shown = np.asarray(window.canvas.image())
+    assert np.array_equal(shown, np.asarray(Image.open(files[0]).convert("RGB")))
+    # every step's preview arrived before the final image
+    assert events == ["preview 1", "preview 2", "preview 3", "final"]
+    assert window.progress.value() == window.progress.maximum()
+    # the history lists it and its metadata panel shows the prompt
+    assert window.gallery.paths() == files
+    assert "a red cube, on a table" in window.gallery.metadata.toPlainText()
+    assert window.state.last_seed == meta.request.seed
+
+
+def test_cancel_mid_run_saves_nothing_and_the_next_job_runs(qtbot, make_window):
+    window = make_window()
+    window.state.steps = 20
+    worker = window.worker.worker
+    steps_seen: list[int] = []
+
+    def cancel_on_first_step(job, update) -> None:
+        # runs in the worker thread, inside the step callback: deterministic "mid-run"
+        steps_seen.append(update.step)
+        if update.step == 1:
+            job.cancel.set()  # what the Cancel button does, from another thread
+
+    worker.step.connect(cancel_on_first_step, Qt.ConnectionType.DirectConnection)
+    job = _generate(qtbot, window)
+    worker.step.disconnect(cancel_on_first_step)
+
+    assert job.state is JobState.cancelled
+    assert job.result.cancelled and job.result.images == []
+    assert max(steps_seen) <= 2  # it stopped within a step of the cancel
+    assert _images(make_window.output_dir) == []
+
+    window.state.steps = 3
+    job = _generate(qtbot, window)
+    assert job.state is JobState.done
+    assert len(_images(make_window.output_dir)) == 1
+
+
+def test_cancel_button_and_escape_cancel_the_running_job(qtbot, make_window):
+    window = make_window()
+    window.state.steps = 200
+    with qtbot.waitSignal(window.job_done, timeout=60_000) as blocker:
+        window.generate()
+        qtbot.waitUntil(lambda: window.progress.value() >= 1, timeout=30_000)
+        assert window.cancel_button.isEnabled()
+        qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert blocker.args[0].state is JobState.cancelled
+    assert window.progress.value() < 200
+
+
+def test_a_queue_of_three_jobs_runs_in_order(qtbot, make_window):
+    window = make_window()
+    window.state.seed = 100
+    window.state.batch_count = 3
+    done: list[int] = []
+    window.job_done.connect(lambda job: done.append(job.id))
+    jobs = window.generate()
+    assert [j.request.seed for j in jobs] == [100, 101, 102]
+    assert window.queue_list.count() == 3  # one running or queued, the rest pending
+    qtbot.waitUntil(lambda: len(done) == 3, timeout=90_000)
+
+    assert done == [j.id for j in jobs]
+    assert all(j.state is JobState.done for j in jobs)
+    seeds = sorted(read_settings(p).request.seed for p in _images(make_window.output_dir))
+    assert seeds == [100, 101, 102]
+    assert window.queue_list.count() == 0
+
+
+def test_removing_a_pending_job_skips_it(qtbot, make_window):
+    window = make_window()
+    window.state.seed = 7
+    window.state.batch_count = 3
+    started: list[int] = []
+    window.worker.worker.job_started.connect(lambda job: started.append(job.id))
+    done: list[int] = []
+    window.job_done.connect(lambda job: done.append(job.id))
+    first, second, third = window.generate()
+    assert second in window.queue.pending()
+
+    # select the second job in the queue list and remove it, as a user would
+    rows = [
+        window.queue_list.item(i).data(Qt.ItemDataRole.UserRole)
+        for i in range(window.queue_list.count())
+    ]
+    window.queue_list.setCurrentRow(rows.index(second.id))
+    window.remove_button.click()
+
+    assert second.state is JobState.cancelled
+    assert second not in window.queue.pending()
+    qtbot.waitUntil(lambda: third.state is JobState.done, timeout=90_000)
+    assert started == [first.id, third.id]
+    seeds = sorted(read_settings(p).request.seed for p in _images(make_window.output_dir))
+    assert seeds == [7, 9]
+
+
+def test_an_exception_in_the_pipeline_is_shown_and_the_next_job_runs(
+    qtbot, make_window, monkeypatch
+):
+    import studio.engine.generate as engine_generate
+
+    window = make_window()
+    real_generate = engine_generate.generate
+    calls = {"n": 0}
+
+    def failing_once(request, cache, on_step=None, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+
+            def boom(update):  # raise from inside the running pipeline, at its first step
+                raise RuntimeError("simulated failure inside the UNet")
+
+            return real_generate(request, cache, on_step=boom, **kwargs)
+        return real_generate(request, cache, on_step=on_step, **kwargs)
+
+    monkeypatch.setattr(engine_generate, "generate", failing_once)
+    job = _generate(qtbot, window)
+    assert job.state is JobState.failed
+    assert "simulated failure inside the UNet" in window.banner.text()
+    assert window.banner.isVisible()
+    assert _images(make_window.output_dir) == []
+
+    job = _generate(qtbot, window)
+    assert job.state is JobState.done
+    assert not window.banner.isVisible()  # Generate clears the old error
+    assert len(_images(make_window.output_dir)) == 1
+
+
+def test_a_corrupt_model_folder_fails_that_job_only(qtbot, make_window, tiny_model, tmp_path):
+    window = make_window()
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model, broken)
+    for weights in (broken / "unet").glob("*.safetensors"):
+        weights.write_bytes(b"not a safetensors file at all")
+    window.state.model = str(broken)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=60_000)
+    assert "broken-model" in window.banner.text()
+
+    job = _generate(qtbot, window)
+    assert job.state is JobState.failed
+
+    window.state.model = str(tiny_model)
+    window.state.width = window.state.height = 64
+    job = _generate(qtbot, window)
+    assert job.state is JobState.done, job.error
+
+
+def test_invalid_settings_show_inline_and_queue_nothing(qtbot, make_window):
+    window = make_window()
+    window.state.width = 100  # not a multiple of 8
+    assert window.generate() == []
+    assert "multiple of 8" in window.banner.text()
+    assert window.params.size_note.isVisible()
+    assert window.queue.pending() == [] and window.queue.current is None
+
+    window.state.width = 64
+    window.state.mode = "inpaint"  # no image, no mask
+    assert window.generate() == []
+    assert "image" in window.banner.text()
+
+
+def test_window_shows_before_the_model_is_loaded(qtbot, make_window):
+    window = make_window(wait_loaded=False)
+    # the window is up and says so while the worker loads in the background
+    assert window.isVisible()
+    assert window.loaded is None
+    assert window.load_label.text().startswith(("Loading", "Starting"))
+    jobs = window.generate()  # queued now, runs once the engine is up
+    assert len(jobs) == 1
+    qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
+    assert "ready" in window.load_label.text()
+    assert "cpu" in window.device_label.text()
+    qtbot.waitUntil(lambda: jobs[0].state is JobState.done, timeout=60_000)
+
+
+def _drop(window, path: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    enter = QDragEnterEvent(
+        window.rect().center(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(
+        QPointF(window.rect().center()),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(drop)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
+def test_dropping_an_exported_image_restores_its_settings(qtbot, make_window, tmp_path, suffix):
+    window = make_window()
+    s = window.state
+    s.prompt, s.negative_prompt = "a lighthouse at dusk", "fog"
+    s.sampler, s.schedule_type, s.steps, s.cfg_scale, s.seed = "DDIM", "Automatic", 2, 5.5, 1234
+    s.width, s.height = 64, 80
+    job = _generate(qtbot, window)
+    assert job.state is JobState.done, job.error
+    exported = window.save_as(job.paths[0], tmp_path / f"exported{suffix}")
+    assert exported is not None and exported.exists()
+
+    # change everything, then drop the exported file on the window
+    s.prompt, s.negative_prompt, s.sampler, s.steps, s.cfg_scale, s.seed = (
+        "x",
+        "y",
+        "Euler",
+        9,
+        2.0,
+        -1,
+    )
+    s.width, s.height = 128, 128
+    _drop(window, exported)
+
+    assert (s.prompt, s.negative_prompt, s.sampler) == ("a lighthouse at dusk", "fog", "DDIM")
+    assert (s.steps, s.cfg_scale, s.seed, s.width, s.height) == (2, 5.5, 1234, 64, 80)
+    # and the widgets show it
+    assert window.prompts.prompt.edit.toPlainText() == "a lighthouse at dusk"
+    assert window.prompts.negative.edit.toPlainText() == "fog"
+    assert window.params.sampler.currentText() == "DDIM"
+    assert window.params.steps.value() == 2
+    assert window.params.cfg.value() == 5.5
+    assert window.params.seed.text() == "1234"
+    assert (window.params.width_box.value(), window.params.height_box.value()) == (64, 80)
+    assert "Restored" in window.banner.text()
+
+
+def test_dropping_an_a1111_image_reports_what_it_could_not_restore(qtbot, make_window, tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    window = make_window()
+    info = PngInfo()
+    info.add_text(
+        "parameters",
+        "a castle\nNegative prompt: ugly\nSteps: 12, Sampler: DPM++ 2M, Schedule type: Karras, "
+        "CFG scale: 6, Seed: 42, Size: 512x768, Model hash: abc123, Model: someModel, "
+        "Hires upscale: 2, Hires upscaler: Latent",
+    )
+    path = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    _drop(window, path)
+    s = window.state
+    assert (s.prompt, s.negative_prompt, s.steps, s.cfg_scale, s.seed) == (
+        "a castle",
+        "ugly",
+        12,
+        6.0,
+        42,
+    )
+    assert (s.sampler, s.width, s.height) == ("DPM++ 2M Karras", 512, 768)
+    text = window.banner.text()
+    assert "Could not restore" in text and "Hires upscale" in text and "someModel" in text
+
+
+def test_dropping_a_file_without_settings_says_so(qtbot, make_window, tmp_path):
+    window = make_window()
+    path = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(path)
+    before = window.state.prompt
+    _drop(window, path)
+    assert window.state.prompt == before
+    assert "no generation settings" in window.banner.text()
+
+
+def test_settings_survive_a_restart(qtbot, make_window, tiny_model):
+    window = make_window()
+    s = window.state
+    s.prompt, s.negative_prompt, s.steps, s.seed, s.cfg_scale = (
+        "kept prompt",
+        "kept negative",
+        7,
+        99,
+        3.5,
+    )
+    s.width, s.height, s.sampler, s.batch_count = 72, 64, "UniPC", 2
+    s.preview_source = "xt"
+    window.resize(window.width(), 650)  # the offscreen screen is 800x800: stay inside it
+    window.close()
+    assert not window.worker.is_running()
+
+    again = make_window(model=None)
+    t = again.state
+    assert (t.prompt, t.negative_prompt, t.steps, t.seed, t.cfg_scale) == (
+        "kept prompt",
+        "kept negative",
+        7,
+        99,
+        3.5,
+    )
+    assert (t.width, t.height, t.sampler, t.batch_count, t.preview_source) == (
+        72,
+        64,
+        "UniPC",
+        2,
+        "xt",
+    )
+    assert t.model == str(tiny_model)
+    assert again.preview_xt.isChecked()
+    assert again.height() == 650
+
+
+def test_a_corrupt_settings_file_falls_back_to_defaults_and_is_kept_aside(qtbot, make_window):
+    config = make_window.config_dir
+    config.mkdir(parents=True)
+    (config / "settings.json").write_text("{ this is not json")
+    window = make_window(fresh=False)
+    assert "settings file could not be read" in window.banner.text()
+    aside = list(config.glob("settings.json.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_text() == "{ this is not json"
+    assert window.state.steps == 20 and window.state.prompt == ""  # the defaults
+    window.close()
+    # the next start reads the fresh file written on close, with no complaint
+    again = make_window(fresh=False)
+    assert not again.banner.isVisible()
