@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from studio.engine.request import PREPROCESSORS
+from studio.engine.request import PREPROCESSORS, ControlSpec
 
 RESIZE_MODES = ("stretch", "crop")
 MAX_SIDE = 8192
@@ -97,6 +97,36 @@ def preprocess(
     from studio.engine.pose import pose_map
 
     return pose_map(rgb, (width, height), min_visibility=values["min_visibility"])
+
+
+def preprocess_control(
+    spec: ControlSpec,
+    size: tuple[int, int],
+    *,
+    resize_mode: str = "stretch",
+    depth_model: str | Path | None = None,
+    allow_download: bool = False,
+) -> Image.Image:
+    """The control map of one ControlNet unit at size = (width, height)."""
+    if spec.image is None:
+        raise ValueError(f"The ControlNet unit {spec.model!r} has no control image.")
+    return preprocess(
+        spec.image,
+        spec.preprocessor,
+        size,
+        dict(spec.params),
+        resize_mode=resize_mode,
+        depth_model=depth_model,
+        allow_download=allow_download,
+    )
+
+
+def release() -> None:
+    """Free the depth and pose models held between calls (they load again when next needed)."""
+    from studio.engine import depth, pose
+
+    depth.release()
+    pose.release()
 
 
 def check_params(preprocessor: str, params: dict[str, float] | None) -> dict[str, float]:

