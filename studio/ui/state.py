@@ -103,7 +103,7 @@ class StudioState(QObject):
             try:
                 setattr(self, f.name, getattr(last, f.name))
             except TypeError:
-                pass  # a value of the wrong type keeps the default
+                pass  # a value of the wrong type leaves the property as it was
 
     def to_last(self) -> LastValues:
         return LastValues(**{f.name: getattr(self, f.name) for f in fields(LastValues)})

@@ -1,0 +1,91 @@
+"""Settings persistence without Qt: round trip, migration, and damaged files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from studio.settings import SCHEMA_VERSION, LastValues, Settings, load, save, settings_path
+
+
+def test_settings_round_trip(tmp_path: Path) -> None:
+    path = settings_path(tmp_path / "config")
+    settings = Settings(output_dir=str(tmp_path / "out"), preview_every=3, preview_source="xt")
+    settings.known_models = ["/models/a", "/models/b.safetensors"]
+    settings.last = LastValues(prompt="a cat", steps=12, cfg_scale=4.5, seed=2**40, width=512)
+    save(settings, path)
+
+    outcome = load(path)
+    assert outcome.corrupt_copy is None and outcome.error == ""
+    assert outcome.settings == settings
+    assert outcome.settings.output_path() == tmp_path / "out"
+    assert [p.name for p in path.parent.iterdir()] == ["settings.json"]  # no temp file left
+
+
+def test_a_missing_file_gives_defaults(tmp_path: Path) -> None:
+    outcome = load(tmp_path / "settings.json")
+    assert outcome.settings == Settings() and outcome.corrupt_copy is None
+
+
+def test_a_corrupt_file_gives_defaults_and_is_kept_aside(tmp_path: Path) -> None:
+    path = settings_path(tmp_path)
+    path.write_bytes(b"\x00\xff{not json")
+    outcome = load(path)
+    assert outcome.settings == Settings()
+    assert outcome.corrupt_copy is not None and outcome.corrupt_copy.name.startswith(
+        "settings.json.corrupt-"
+    )
+    assert outcome.corrupt_copy.read_bytes() == b"\x00\xff{not json"
+    assert not path.exists()
+    assert outcome.error
+
+
+def test_a_json_list_or_a_future_schema_counts_as_corrupt(tmp_path: Path) -> None:
+    path = settings_path(tmp_path)
+    path.write_text("[1, 2]")
+    assert load(path).corrupt_copy is not None
+    path.write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    outcome = load(path)
+    assert outcome.corrupt_copy is not None and "schema_version" in outcome.error
+
+
+def test_wrong_types_fall_back_one_key_at_a_time(tmp_path: Path) -> None:
+    path = settings_path(tmp_path)
+    data = Settings().to_dict()
+    data["preview_every"] = "often"  # wrong type: default
+    data["known_models"] = ["/ok", 3]  # a bad element: default
+    data["last"]["steps"] = 33  # fine
+    data["last"]["prompt"] = None  # wrong type: default
+    data["last"]["cfg_scale"] = 5  # an int where a float goes is fine
+    data["unknown_key"] = 1
+    path.write_text(json.dumps(data))
+    s = load(path).settings
+    assert s.preview_every == Settings().preview_every
+    assert s.known_models == []
+    assert s.last.steps == 33 and s.last.prompt == "" and s.last.cfg_scale == 5.0
+
+
+def test_version_1_files_are_migrated(tmp_path: Path) -> None:
+    path = settings_path(tmp_path)
+    path.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "prompt": "old prompt",
+                "steps": 9,
+                "preview_steps": 4,
+                "output_dir": "/x",
+            }
+        )
+    )
+    outcome = load(path)
+    assert outcome.corrupt_copy is None
+    s = outcome.settings
+    assert (s.last.prompt, s.last.steps, s.preview_every, s.output_dir) == (
+        "old prompt",
+        9,
+        4,
+        "/x",
+    )
+    save(s, path)
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
