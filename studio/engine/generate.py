@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from studio.engine.control import preprocess_control
 from studio.engine.models import ModelInfo
 from studio.engine.pipelines import PipelineCache, pipeline_mode
 from studio.engine.request import (
@@ -124,7 +125,7 @@ def generate(
 
     # 3. Inputs for the mode, and the control maps
     call_kwargs = _mode_inputs(request, info)
-    control_maps = [_control_map(c, request) for c in controls]
+    control_maps = [preprocess_control(c, (request.width, request.height)) for c in controls]
     if controls:
         call_kwargs.update(_control_inputs(controls, control_maps, "image" in call_kwargs))
     accepted = inspect.signature(pipe.__call__).parameters
@@ -167,14 +168,6 @@ def generate(
         model_name=info.name,
         model_hash=info.model_hash,
         control_maps=control_maps,
-    )
-
-
-def _control_map(control: ControlSpec, request: GenerationRequest) -> Image.Image:
-    from studio.engine.control import preprocess
-
-    return preprocess(
-        control.image, control.preprocessor, (request.width, request.height), dict(control.params)
     )
 
 
