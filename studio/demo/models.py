@@ -1,0 +1,88 @@
+"""Configs of the demo model's components: Stable Diffusion's shapes, made small."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LATENT_CHANNELS = 4
+LATENT_SIZE = 16  # 128 px / 8
+
+VAE_CONFIG: dict[str, Any] = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+    block_out_channels=[16, 32, 64, 64],
+    layers_per_block=1,
+    latent_channels=LATENT_CHANNELS,
+    norm_num_groups=8,
+    sample_size=128,
+)
+
+TEXT_HIDDEN = 128
+
+UNET_CONFIG: dict[str, Any] = dict(
+    sample_size=LATENT_SIZE,
+    in_channels=LATENT_CHANNELS,
+    out_channels=LATENT_CHANNELS,
+    layers_per_block=1,
+    block_out_channels=[64, 128, 128],
+    # Attention only at 8x8 and 4x4 (and the mid block): at 16x16 it costs more than it
+    # adds for five coarse positions.
+    down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    cross_attention_dim=TEXT_HIDDEN,
+    attention_head_dim=4,  # diffusers' name for the number of heads in SD-1 UNets
+    norm_num_groups=32,
+)
+
+# Stable Diffusion 1.x's scheduler (PNDM, as SD ships); the app swaps in its chosen sampler.
+SCHEDULER_CONFIG: dict[str, Any] = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    prediction_type="epsilon",
+    set_alpha_to_one=False,
+    steps_offset=1,
+    skip_prk_steps=True,
+    timestep_spacing="leading",
+)
+# The training noise schedule: the same betas and prediction type.
+TRAIN_SCHEDULE: dict[str, Any] = {
+    k: SCHEDULER_CONFIG[k]
+    for k in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type")
+}
+
+
+def text_config(vocab_size: int, bos_id: int, eos_id: int) -> dict[str, Any]:
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=TEXT_HIDDEN,
+        intermediate_size=4 * TEXT_HIDDEN,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        projection_dim=TEXT_HIDDEN,
+        bos_token_id=bos_id,
+        eos_token_id=eos_id,
+        pad_token_id=eos_id,
+    )
+
+
+def build_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(**VAE_CONFIG)
+
+
+def build_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(**UNET_CONFIG)
+
+
+def build_text_encoder(vocab_size: int, bos_id: int, eos_id: int):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(CLIPTextConfig(**text_config(vocab_size, bos_id, eos_id)))

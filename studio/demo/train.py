@@ -1,0 +1,360 @@
+"""Train the demo model from a seed: VAE, then latents, then UNet + text encoder, then export.
+
+    python -m studio.demo.train --run /work/train_runs/run1 --stages vae,latents,unet,export
+
+Each stage checkpoints to the run folder (safetensors) and resumes from it. Batches, noise and
+caption choices are drawn from generators seeded by (seed, step), so a resumed run produces the
+same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from studio.demo import models, world
+from studio.demo.tokenizer import build_tokenizer_files, load_tokenizer
+
+# Scene seeds: training draws from [TRAIN_SEED_BASE, +N); evaluation uses EVAL_SEED_BASE.
+TRAIN_SEED_BASE = 1_000_000
+EVAL_SEED_BASE = 9_000_000
+STAGES = ("vae", "latents", "unet", "export")
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _step_seed(seed: int, stage: str, step: int) -> int:
+    return (seed * 1_000_003 + hash_stage(stage) * 7_919 + step) % (2**63)
+
+
+def hash_stage(stage: str) -> int:
+    return sum((i + 1) * ord(c) for i, c in enumerate(stage))
+
+
+def _log(run: Path, name: str, record: dict) -> None:
+    with open(run / f"{name}.log", "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+# ---------------------------------------------------------------- checkpoints (safetensors)
+
+
+def save_checkpoint(path: Path, modules: dict, optimizer, step: int) -> None:
+    from safetensors.torch import save_file
+
+    torch = _torch()
+    tensors = {}
+    for name, module in modules.items():
+        for k, v in module.state_dict().items():
+            tensors[f"{name}.{k}"] = v.detach().contiguous()
+    if optimizer is not None:
+        for i, state in enumerate(_opt_states(optimizer)):
+            for k, v in state.items():
+                t = v if torch.is_tensor(v) else torch.tensor(float(v))
+                tensors[f"__opt.{i}.{k}"] = t.detach().contiguous().reshape(t.shape)
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"step": str(step)})
+    tmp.replace(path)
+
+
+def _opt_states(optimizer) -> list[dict]:
+    return [optimizer.state.get(p, {}) for g in optimizer.param_groups for p in g["params"]]
+
+
+def load_checkpoint(path: Path, modules: dict, optimizer) -> int:
+    from safetensors import safe_open
+
+    torch = _torch()
+    with safe_open(str(path), framework="pt") as f:
+        step = int(f.metadata()["step"])
+        keys = list(f.keys())
+        for name, module in modules.items():
+            prefix = f"{name}."
+            sd = {k[len(prefix) :]: f.get_tensor(k) for k in keys if k.startswith(prefix)}
+            module.load_state_dict(sd)
+        if optimizer is not None:
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            for i, p in enumerate(params):
+                state = {}
+                for k in ("step", "exp_avg", "exp_avg_sq"):
+                    key = f"__opt.{i}.{k}"
+                    if key in keys:
+                        state[k] = f.get_tensor(key)
+                if state:
+                    state["step"] = state["step"].to(torch.float32)
+                    optimizer.state[p] = state
+    return step
+
+
+# ---------------------------------------------------------------- data
+
+
+def scene_images(seeds: list[int], size: int = world.NATIVE_SIZE):
+    """Scenes rendered as a float tensor in [-1, 1], N x 3 x H x W."""
+    torch = _torch()
+    arr = np.stack([world.make_scene(s, size).rendering.image for s in seeds])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+# ---------------------------------------------------------------- stage 1: VAE
+
+
+def train_vae(run: Path, seed: int, steps: int, batch: int, crop: int, lr: float) -> None:
+    torch = _torch()
+    ckpt = run / "vae.safetensors"
+    torch.manual_seed(seed)
+    vae = models.build_vae()
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    step = load_checkpoint(ckpt, {"vae": vae}, opt) if ckpt.exists() else 0
+    vae.train()
+    t0, last = time.time(), time.time()
+    while step < steps:
+        g = torch.Generator().manual_seed(_step_seed(seed, "vae", step))
+        rng = random.Random(_step_seed(seed, "vae", step))
+        seeds = [TRAIN_SEED_BASE + rng.randrange(10**6) for _ in range(batch)]
+        x = scene_images(seeds)
+        if crop < x.shape[-1]:
+            offs = torch.randint(0, x.shape[-1] - crop + 1, (2,), generator=g).tolist()
+            x = x[:, :, offs[0] : offs[0] + crop, offs[1] : offs[1] + crop]
+        for grp in opt.param_groups:  # short warmup, then cosine to 10%
+            w = min(1.0, (step + 1) / 100)
+            grp["lr"] = lr * w * (0.55 + 0.45 * math.cos(math.pi * step / steps))
+        post = vae.encode(x).latent_dist
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        rec = vae.decode(z).sample
+        l1 = (rec - x).abs().mean()
+        l2 = ((rec - x) ** 2).mean()
+        kl = post.kl().mean()  # summed over latent elements, averaged over the batch
+        # A light KL keeps latents near unit scale without blurring flat colours.
+        loss = l1 + l2 + 1e-7 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 25 == 0 or step == steps:
+            now = time.time()
+            _log(run, "vae", {"step": step, "l1": l1.item(), "l2": l2.item(), "kl": kl.item(),
+                              "it_s": 25 / (now - last), "elapsed_s": now - t0})  # fmt: skip
+            last = now
+        if step % 200 == 0 or step == steps:
+            save_checkpoint(ckpt, {"vae": vae}, opt, step)
+
+
+# ---------------------------------------------------------------- stage 2: latents
+
+
+def encode_latents(run: Path, seed: int, n: int, batch: int = 64) -> None:
+    from safetensors.torch import load_file, save_file
+
+    torch = _torch()
+    out = run / "latents.safetensors"
+    if out.exists():
+        return
+    vae = models.build_vae()
+    load_checkpoint(run / "vae.safetensors", {"vae": vae}, None)
+    vae.eval()
+    partial = run / "latents_partial.safetensors"
+    chunks = list(load_file(str(partial)).values()) if partial.exists() else []
+    done = sum(c.shape[0] for c in chunks)
+    t0 = time.time()
+    with torch.no_grad():
+        for start in range(done, n, batch):
+            seeds = [TRAIN_SEED_BASE + i for i in range(start, min(n, start + batch))]
+            chunks.append(vae.encode(scene_images(seeds)).latent_dist.mean.contiguous())
+            if len(chunks) % 20 == 0:
+                save_file({f"{i:05d}": c for i, c in enumerate(chunks)}, str(partial))
+                _log(run, "latents", {"done": start + batch, "elapsed_s": time.time() - t0})
+    latents = torch.cat(chunks)
+    scaling = float(1.0 / latents.std())
+    save_file({"latents": latents}, str(out), metadata={"scaling_factor": str(scaling)})
+    _log(run, "latents", {"n": n, "scaling_factor": scaling, "elapsed_s": time.time() - t0})
+    partial.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- stage 3: UNet + text encoder
+
+
+def _ema_update(ema: dict, modules: dict, decay: float) -> None:
+    torch = _torch()
+    with torch.no_grad():
+        for name, module in modules.items():
+            for k, v in module.state_dict().items():
+                if v.dtype.is_floating_point:
+                    ema[f"{name}.{k}"].mul_(decay).add_(v, alpha=1 - decay)
+
+
+def train_unet(
+    run: Path,
+    seed: int,
+    steps: int,
+    batch: int,
+    lr: float,
+    dropout: float,
+    ckpt_every: int,
+    ema_decay: float,
+) -> None:
+    from diffusers import DDPMScheduler
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    torch = _torch()
+    tok = load_tokenizer(run / "tokenizer")
+    with safe_open(str(run / "latents.safetensors"), framework="pt") as f:
+        scaling = float(f.metadata()["scaling_factor"])
+        latents = f.get_tensor("latents") * scaling
+    n = latents.shape[0]
+    layouts = [world.sample_layout(random.Random(TRAIN_SEED_BASE + i)) for i in range(n)]
+    torch.manual_seed(seed)
+    unet = models.build_unet()
+    text = models.build_text_encoder(len(tok), tok.bos_token_id, tok.eos_token_id)
+    mods = {"unet": unet, "text": text}
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    ckpt = run / "unet.safetensors"
+    ema_path = run / "unet_ema.safetensors"
+    step = load_checkpoint(ckpt, mods, opt) if ckpt.exists() else 0
+    if ema_path.exists():
+        ema = load_file(str(ema_path))
+    else:
+        ema = {f"{m}.{k}": v.detach().clone() for m, mod in mods.items()
+               for k, v in mod.state_dict().items()}  # fmt: skip
+    sched = DDPMScheduler(**models.TRAIN_SCHEDULE)
+    alphas = sched.alphas_cumprod
+    snr = alphas / (1 - alphas)
+    unet.train()
+    text.train()
+    t0, last = time.time(), time.time()
+    while step < steps:
+        g = torch.Generator().manual_seed(_step_seed(seed, "unet", step))
+        rng = random.Random(_step_seed(seed, "unet", step))
+        idx = [rng.randrange(n) for _ in range(batch)]
+        caps = ["" if rng.random() < dropout else world.caption(layouts[i], rng) for i in idx]
+        ids = tok(caps, padding="max_length", max_length=tok.model_max_length,
+                  truncation=True, return_tensors="pt").input_ids  # fmt: skip
+        x0 = latents[idx]
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, sched.config.num_train_timesteps, (batch,), generator=g)
+        xt = sched.add_noise(x0, noise, t)
+        for grp in opt.param_groups:
+            grp["lr"] = lr * min(1.0, (step + 1) / 200)
+        cond = text(ids).last_hidden_state
+        pred = unet(xt, t, cond).sample
+        # Min-SNR-5 weighting (Hang et al. 2023) converges faster than plain epsilon MSE.
+        w = torch.clamp(snr[t], max=5.0) / snr[t]
+        loss = (w * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        _ema_update(ema, mods, min(ema_decay, (1 + step) / (10 + step)))
+        if step % 10 == 0 or step == steps:
+            now = time.time()
+            _log(run, "unet", {"step": step, "loss": loss.item(), "grad_norm": gn.item(),
+                               "it_s": 10 / (now - last), "elapsed_s": now - t0})  # fmt: skip
+            last = now
+        if step % ckpt_every == 0 or step == steps:
+            save_checkpoint(ckpt, mods, opt, step)
+            save_file(ema, str(ema_path.with_suffix(".tmp")), metadata={"step": str(step)})
+            ema_path.with_suffix(".tmp").replace(ema_path)
+
+
+# ---------------------------------------------------------------- stage 4: export
+
+
+def export(run: Path, out: Path, use_ema: bool = True) -> None:
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    torch = _torch()
+    tok = load_tokenizer(run / "tokenizer")
+    with safe_open(str(run / "latents.safetensors"), framework="pt") as f:
+        scaling = float(f.metadata()["scaling_factor"])
+    vae = models.build_vae()
+    load_checkpoint(run / "vae.safetensors", {"vae": vae}, None)
+    vae.register_to_config(scaling_factor=scaling)
+    unet = models.build_unet()
+    text = models.build_text_encoder(len(tok), tok.bos_token_id, tok.eos_token_id)
+    if use_ema:
+        ema = load_file(str(run / "unet_ema.safetensors"))
+        unet.load_state_dict({k[5:]: v for k, v in ema.items() if k.startswith("unet.")})
+        text.load_state_dict({k[5:]: v for k, v in ema.items() if k.startswith("text.")})
+    else:
+        load_checkpoint(run / "unet.safetensors", {"unet": unet, "text": text}, None)
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tok,
+        unet=unet,
+        scheduler=PNDMScheduler(**models.SCHEDULER_CONFIG),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    # The UNet is stored in fp16 to halve the download-free footprint; diffusers loads it back
+    # as fp32 unless asked otherwise. transformers keeps a stored dtype, so the text encoder
+    # (small anyway) stays fp32.
+    unet.to(torch.float16)
+    out.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(str(out), safe_serialization=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from studio.paths import DEMO_MODEL
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--run", type=Path, default=Path("demo_train_run"), help="checkpoint folder")
+    p.add_argument("--out", type=Path, default=DEMO_MODEL, help="exported diffusers folder")
+    p.add_argument("--stages", default=",".join(STAGES), help="comma list of " + ", ".join(STAGES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--vae-steps", type=int, default=1600)
+    p.add_argument("--vae-batch", type=int, default=16)
+    p.add_argument("--vae-crop", type=int, default=64, help="random crop size for VAE training")
+    p.add_argument("--vae-lr", type=float, default=6e-4)
+    p.add_argument("--scenes", type=int, default=16384, help="scenes encoded for UNet training")
+    p.add_argument("--unet-steps", type=int, default=2000)
+    p.add_argument("--unet-batch", type=int, default=32)
+    p.add_argument("--unet-lr", type=float, default=4e-4)
+    p.add_argument("--caption-dropout", type=float, default=0.15)
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--ema-decay", type=float, default=0.995)
+    p.add_argument("--no-ema", action="store_true", help="export raw weights, not the EMA")
+    a = p.parse_args(argv)
+    stages = [s.strip() for s in a.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise SystemExit(f"Unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
+    torch = _torch()
+    torch.set_num_threads(a.threads)
+    a.run.mkdir(parents=True, exist_ok=True)
+    build_tokenizer_files(a.run / "tokenizer")
+    for stage in stages:
+        t0 = time.time()
+        if stage == "vae":
+            train_vae(a.run, a.seed, a.vae_steps, a.vae_batch, a.vae_crop, a.vae_lr)
+        elif stage == "latents":
+            encode_latents(a.run, a.seed, a.scenes)
+        elif stage == "unet":
+            train_unet(a.run, a.seed, a.unet_steps, a.unet_batch, a.unet_lr,
+                       a.caption_dropout, a.ckpt_every, a.ema_decay)  # fmt: skip
+        elif stage == "export":
+            export(a.run, a.out, use_ema=not a.no_ema)
+        _log(a.run, "stages", {"stage": stage, "wall_s": round(time.time() - t0, 1)})
+        print(f"{stage}: {time.time() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
