@@ -9,6 +9,7 @@ this thread is busy inside the pipeline.
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import time
 import traceback
@@ -61,8 +62,13 @@ class GenerationWorker(QObject):
     def initialize(self) -> None:
         self.status.emit("Starting the engine…")
         try:
+            import studio.engine.generate  # noqa: F401  (torch, diffusers: imported here, once)
             from studio.engine.pipelines import PipelineCache
 
+            # A full garbage collection walks every object and holds the GIL meanwhile: with torch
+            # and diffusers loaded that is ~0.5 s of frozen window. Their modules live forever, so
+            # move them out of the collector's sight.
+            gc.freeze()
             self._cache = PipelineCache(self._device)
         except Exception as exc:  # a broken install must show, not kill the thread silently
             log.exception("engine start failed")
