@@ -36,7 +36,7 @@ from studio.paths import DEMO_CONTROLNETS
 from studio.ui.canvas import IMAGE_SUFFIXES, OPEN_FILTER, load_image_file
 from studio.ui.images import pil_to_qimage, qimage_to_pil
 
-THUMB = 150  # pixels a side of the source and map thumbnails
+THUMB = 128  # pixels a side of the source and map thumbnails
 BROWSE_FOLDER = "__browse_folder__"
 BROWSE_FILE = "__browse_file__"
 # the demo ControlNet that suits each preprocessor (lineart maps look like edge maps)
@@ -340,10 +340,11 @@ class ControlUnit(QFrame):
         name = self.preprocessor_name()
         self._build_param_sliders(name, {})
         # follow the preprocessor with the matching demo ControlNet, unless the user chose another
+        # (a depth ControlNet fed pose maps would only mislead: no matching demo, no model)
         current = self.model_ref()
         wanted = DEMO_FOR.get(name)
-        if (not current or current in DEMO_FOR.values()) and wanted in demo_controlnets():
-            self.set_model(wanted)
+        if wanted is not None and (not current or current in DEMO_FOR.values()):
+            self.set_model(wanted if wanted in demo_controlnets() else "")
         self._source_or_settings_changed()
 
     def _set_preprocessor(self, name: str, params: dict[str, float]) -> None:

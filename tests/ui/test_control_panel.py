@@ -299,3 +299,36 @@ def test_panel_drives_a_controlled_generation(qtbot, panel, tiny_model, tiny_con
     plain = generate(request, cache)
     assert np.array_equal(np.asarray(off.images[0]), np.asarray(plain.images[0]))
     assert off.control_maps == []
+
+
+def test_installed_demo_controlnets_are_offered_and_follow_the_preprocessor(
+    qtbot, tmp_path, monkeypatch
+):
+    import studio.engine.models
+    import studio.ui.control_unit
+
+    for name in ("canny", "depth"):  # the pose demo is not installed here
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text('{"cross_attention_dim": 768}')
+    monkeypatch.setattr(studio.ui.control_unit, "DEMO_CONTROLNETS", tmp_path)
+    monkeypatch.setattr(studio.engine.models, "DEMO_CONTROLNETS", tmp_path)
+    panel = ControlPanel()
+    qtbot.addWidget(panel)
+    unit = panel.units()[0]
+    offered = [unit.model.itemText(i) for i in range(unit.model.count())]
+    assert offered[:2] == ["demo-canny", "demo-depth"] and "demo-pose" not in offered
+    assert unit.model_ref() == "demo-canny"
+    unit.enabled.setChecked(True)
+    assert unit.message_text() == ""
+
+    unit.preprocessor.setCurrentIndex(unit.preprocessor.findData("depth"))
+    assert unit.model_ref() == "demo-depth"
+    unit.preprocessor.setCurrentIndex(unit.preprocessor.findData("pose"))
+    assert unit.model_ref() == ""
+    assert "Choose a ControlNet" in unit.message_text()
+    unit.preprocessor.setCurrentIndex(unit.preprocessor.findData("lineart"))
+    assert unit.model_ref() == "demo-canny"  # line drawings suit the edge ControlNet
+    unit.set_model("some/hub-controlnet")  # the user's own choice stays put
+    unit.preprocessor.setCurrentIndex(unit.preprocessor.findData("depth"))
+    assert unit.model_ref() == "some/hub-controlnet"
+    panel.shutdown()
