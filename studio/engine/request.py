@@ -187,7 +187,8 @@ def decode_image(ref: dict[str, Any] | None) -> Image.Image | None:
     """The embedded image, or None when the reference only names it by hash."""
     if not ref or "png_base64" not in ref:
         return None
-    image = Image.open(io.BytesIO(base64.b64decode(ref["png_base64"])))
+    # only PNG: a recipe is untrusted input and must not reach other (riskier) decoders
+    image = Image.open(io.BytesIO(base64.b64decode(ref["png_base64"])), formats=["PNG"])
     image.load()
     return image
 

@@ -4,40 +4,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from diffusers import ControlNetModel, UNet2DConditionModel
 from PIL import Image, ImageDraw
 
 from studio.engine.generate import generate
 from studio.engine.pipelines import PipelineCache
 from studio.engine.request import ControlSpec, GenerationRequest
-
-
-def _controlnet(
-    base: Path, folder: Path, seed: int, cross_attention_dim: int | None = None
-) -> Path:
-    unet = UNet2DConditionModel.from_pretrained(base / "unet")
-    if cross_attention_dim is not None:  # a ControlNet for another model family
-        unet = UNet2DConditionModel.from_config(
-            {**unet.config, "cross_attention_dim": cross_attention_dim}
-        )
-    controlnet = ControlNetModel.from_unet(unet)
-    torch.manual_seed(seed)
-    with torch.no_grad():  # trained ControlNets have non-zero output convs; random ones act
-        zero_convs = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]
-        for module in [*zero_convs, controlnet.controlnet_cond_embedding.conv_out]:
-            module.weight.normal_(0, 0.5)
-    controlnet.save_pretrained(folder, safe_serialization=True)
-    return folder
+from tests.tiny_models import save_tiny_controlnet
 
 
 @pytest.fixture(scope="module")
 def controlnets(tiny_model, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("controlnets")
     return {
-        "a": _controlnet(tiny_model, root / "a", 1),
-        "b": _controlnet(tiny_model, root / "b", 2),
-        "sdxl": _controlnet(tiny_model, root / "sdxl", 3, cross_attention_dim=2048),
+        "a": save_tiny_controlnet(tiny_model, root / "a", 1),
+        "b": save_tiny_controlnet(tiny_model, root / "b", 2),
+        "sdxl": save_tiny_controlnet(tiny_model, root / "sdxl", 3, cross_attention_dim=2048),
     }
 
 

@@ -245,27 +245,11 @@ def test_dropping_an_image_on_a_unit_sets_its_source(qtbot, panel, tmp_path):
 # ---- end to end: the panel's specs steer a real (tiny) ControlNet generation ---------------------
 @pytest.fixture(scope="module")
 def tiny_controlnet(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from diffusers import ControlNetModel, UNet2DConditionModel
+    from tests.tiny_models import save_tiny_controlnet
 
-    controlnet = ControlNetModel.from_unet(
-        UNet2DConditionModel.from_pretrained(tiny_model / "unet")
+    return save_tiny_controlnet(
+        tiny_model, tmp_path_factory.mktemp("controlnets") / "tiny-controlnet"
     )
-    torch.manual_seed(0)
-    with torch.no_grad():
-        # freshly made, the map embedding's output is ~99 % its biases (two maps differ by 1 %):
-        # He-initialised convs without bias make it depend on the map, as a trained one does
-        for conv in controlnet.controlnet_cond_embedding.modules():
-            if isinstance(conv, torch.nn.Conv2d):
-                conv.weight.normal_(0, (2 / conv.weight[0].numel()) ** 0.5)
-                conv.bias.zero_()
-        # and the zero convolutions must not be zero, or no map would change anything
-        zero_convs = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]
-        for module in [*zero_convs, controlnet.controlnet_cond_embedding.conv_out]:
-            module.weight.normal_(0, 0.5)
-    folder = tmp_path_factory.mktemp("controlnets") / "tiny-controlnet"
-    controlnet.save_pretrained(folder, safe_serialization=True)
-    return folder
 
 
 def test_panel_drives_a_controlled_generation(qtbot, panel, tiny_model, tiny_controlnet):
