@@ -130,7 +130,7 @@ class Gallery(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.list)
         split.addWidget(details)
-        split.setSizes([260, 400])
+        split.setSizes([170, 490])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)

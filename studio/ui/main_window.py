@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QRadioButton,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -47,6 +48,7 @@ from PySide6.QtWidgets import (
 from studio import settings as settings_io
 from studio.engine.request import DEMO_MODEL_REF
 from studio.ui.canvas import CanvasPanel
+from studio.ui.control_panel import ControlPanel
 from studio.ui.gallery import IMAGE_SUFFIXES, Gallery
 from studio.ui.jobs import Job, JobQueue
 from studio.ui.params_panel import ParamsPanel, model_label, round8
@@ -163,19 +165,21 @@ class MainWindow(QMainWindow):
         self.remove_button = QPushButton("Remove queued")
         self.remove_button.setEnabled(False)
 
+        # parameters and ControlNet units share one tab area under the prompts
+        self.controls = ControlPanel()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(_scrolled(self.params), "Parameters")
+        self.tabs.addTab(_scrolled(self.controls), "ControlNet")
+
         left = QWidget()
+        left.setMinimumWidth(320)
         ll = QVBoxLayout(left)
         ll.addWidget(self.prompts, 2)
-        ll.addWidget(self.params)
+        ll.addWidget(self.tabs, 3)
         ll.addLayout(buttons)
         ll.addWidget(QLabel("Queue"))
         ll.addWidget(self.queue_list)
         ll.addWidget(self.remove_button)
-        scroll = QScrollArea()
-        scroll.setWidget(left)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(330)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         # centre: banner, canvas, and the diffusion-insight strip under it
         self.banner = Banner()
@@ -209,7 +213,7 @@ class MainWindow(QMainWindow):
         self.gallery.setMinimumWidth(240)
 
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
+        split.addWidget(left)
         split.addWidget(centre)
         split.addWidget(self.gallery)
         split.setStretchFactor(1, 1)
@@ -300,6 +304,11 @@ class MainWindow(QMainWindow):
         w.finished.connect(self._finished)
         w.failed.connect(self._failed)
 
+        self.controls.set_canvas_image_provider(self.canvas.image)
+        self.controls.set_generation_size(s.width, s.height)
+        s.width_changed.connect(lambda _: self.controls.set_generation_size(s.width, s.height))
+        s.height_changed.connect(lambda _: self.controls.set_generation_size(s.width, s.height))
+
         self.canvas.send_to_img2img_requested.connect(lambda: self._send_to("img2img"))
         self.canvas.send_to_inpaint_requested.connect(lambda: self._send_to("inpaint"))
         self.canvas.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
@@ -376,7 +385,8 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         try:
             init, mask = self._canvas_inputs()
-            requests = self.state.requests(init, mask)
+            controls = tuple(c for c in self.controls.specs() if c.enabled)
+            requests = self.state.requests(init, mask, controls, mask_blur=self.canvas.feather())
             self._check(requests[0])
         except ValueError as exc:
             self.show_error(str(exc))
@@ -525,12 +535,18 @@ class MainWindow(QMainWindow):
             self.show_error(f"No settings could be read from {path.name}: {exc}")
             return []
         request = result.single_image_request()
+        missing = [f"{k} ({v})" for k, v in result.unmapped.items()]
         if request is None:
             note = " ".join(result.warnings)
             self.show_error(f"{path.name} carries no generation settings. {note}".strip())
             return []
         applied = self.state.apply_request(request)
-        missing = [f"{k} ({v})" for k, v in result.unmapped.items()]
+        if request.controls:
+            self.controls.set_specs(request.controls)
+            applied.append("ControlNet units")
+            missing += [
+                f"control image {i + 1}" for i, c in enumerate(request.controls) if c.image is None
+            ]
         if "sampler" not in applied and "sampler" not in result.unmapped:
             missing.append(f"sampler ({request.sampler})")
         text = f"Restored from {path.name} ({result.source}): {', '.join(_labels(applied))}."
@@ -680,10 +696,20 @@ class MainWindow(QMainWindow):
         self.queue.cancel_all()
         self.hide()  # the wait below may last one denoising step or the end of a load
         self.worker.stop()
+        self.controls.shutdown()
         event.accept()
 
     def is_idle(self) -> bool:
         return not self.queue.is_busy()
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    scroll = QScrollArea()
+    scroll.setWidget(widget)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return scroll
 
 
 def _model_name(ref: str) -> str:

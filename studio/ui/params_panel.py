@@ -122,7 +122,7 @@ class ParamsPanel(QWidget):
         self.seed.setToolTip("-1: a new random seed each time")
         bind(state, "seed", self.seed, to_widget=str, from_widget=int)
         self.seed.editingFinished.connect(lambda: self.seed.setText(str(state.seed)))
-        self.dice = QToolButton(text="🎲")
+        self.dice = QToolButton(text="⚄")
         self.dice.setToolTip("Random seed (-1)")
         self.dice.clicked.connect(lambda: setattr(state, "seed", -1))
         self.reuse_seed = QToolButton(text="♻")

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.request import DEMO_MODEL_REF, GenerationRequest, ScheduleOptions
+from studio.engine.request import DEMO_MODEL_REF, ControlSpec, GenerationRequest, ScheduleOptions
 from studio.settings import LastValues
 
 MAX_SEED = 2**32 - 1
@@ -110,7 +110,11 @@ class StudioState(QObject):
 
     # ---- request <-> state ---------------------------------------------------------------
     def requests(
-        self, init_image: Image.Image | None = None, mask: Image.Image | None = None
+        self,
+        init_image: Image.Image | None = None,
+        mask: Image.Image | None = None,
+        controls: tuple[ControlSpec, ...] = (),
+        mask_blur: int = 4,
     ) -> list[GenerationRequest]:
         """One request per batch; a seed of -1 draws one random seed for the whole Generate."""
         from studio.engine.samplers import karras_of
@@ -132,6 +136,8 @@ class StudioState(QObject):
             strength=self.strength,
             init_image=init_image if self.mode != "txt2img" else None,
             mask=mask if self.mode == "inpaint" else None,
+            controls=tuple(controls),
+            mask_blur=mask_blur,
         )
         # A1111's convention: batch k starts at seed + k * batch_size, so every image differs
         return [

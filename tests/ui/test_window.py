@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextCursor
 
@@ -368,3 +368,41 @@ def test_a_corrupt_settings_file_falls_back_to_defaults_and_is_kept_aside(qtbot,
     # the next start reads the fresh file written on close, with no complaint
     again = make_window(fresh=False)
     assert not again.banner.isVisible()
+
+
+def test_inpainting_a_mouse_painted_mask_changes_only_masked_pixels(qtbot, make_window):
+    window = make_window()
+    rng = np.random.default_rng(0)
+    original = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    window.canvas.set_image(original)
+    window.canvas.set_feather(2)
+    window.canvas.set_brush_size(10)
+    view = window.canvas.view
+
+    def at(x: float, y: float):
+        p = view.map_from_image(QPointF(x, y))
+        return p.toPoint()
+
+    # one stroke across the middle of the image, painted with the mouse
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=at(16, 32))
+    for x in range(18, 49, 2):
+        qtbot.mouseMove(view, at(x, 32))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=at(48, 32))
+    mask = window.canvas.mask_array()
+    assert mask is not None and mask[32, 32] == 255 and mask[5, 5] == 0
+
+    window.canvas.send_to_inpaint_requested.emit()
+    assert window.state.mode == "inpaint"
+    window.state.strength = 1.0
+    job = _generate(qtbot, window)
+    assert job.state is JobState.done, job.error
+    assert job.request.mask_blur == 2
+
+    result = np.asarray(Image.open(job.paths[0]).convert("RGB")).astype(int)
+    before = np.asarray(original).astype(int)
+    # away from the painted area (beyond the Gaussian feather, sigma 2 px) not one pixel changed
+    near = np.asarray(Image.fromarray(mask).filter(ImageFilter.MaxFilter(17))) > 0
+    assert (~near).sum() > 64 * 64 // 2
+    assert np.array_equal(result[~near], before[~near])
+    assert np.abs(result[mask == 255] - before[mask == 255]).mean() > 5  # and inside it did
+    assert np.array_equal(np.asarray(window.canvas.image()), result)  # shown over the original
