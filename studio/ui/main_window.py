@@ -89,7 +89,7 @@ class Banner(QWidget):
         self.show()
 
     def text(self) -> str:
-        return self.label.text() if self.isVisible() or self.kind else ""
+        return "" if self.isHidden() else self.label.text()
 
 
 class MainWindow(QMainWindow):

@@ -1,0 +1,126 @@
+"""Window actions around a generation: preview source, shortcuts, history, export, models, settings."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from studio.ui.images import qimage_to_pil
+from studio.ui.jobs import JobState
+from studio.ui.settings_dialog import SettingsDialog
+
+
+def _generate(qtbot, window):
+    with qtbot.waitSignal(window.job_done, timeout=60_000) as blocker:
+        assert window.generate(), window.banner.text()
+    return blocker.args[0]
+
+
+def test_preview_source_switches_between_x0_and_xt(qtbot, make_window):
+    window = make_window()
+    window.state.seed = 3
+    previews: dict[str, list[np.ndarray]] = {"x0": [], "xt": []}
+    for source, button in (("x0", window.preview_x0), ("xt", window.preview_xt)):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert window.state.preview_source == source
+        window.preview_shown.connect(lambda u, s=source: previews[s].append(u.preview))
+        job = _generate(qtbot, window)
+        window.preview_shown.disconnect()
+        assert job.preview_source == source and job.state is JobState.done
+    assert len(previews["x0"]) == len(previews["xt"]) == 3
+    # same seed, same final image; but the step-1 previews show different things
+    first, second = (Image.open(p) for p in sorted(make_window.output_dir.rglob("*.png")))
+    assert np.array_equal(np.asarray(first), np.asarray(second))
+    assert not np.array_equal(previews["x0"][0], previews["xt"][0])
+
+
+def test_ctrl_enter_in_the_prompt_generates_instead_of_a_new_line(qtbot, make_window):
+    window = make_window()
+    with qtbot.waitSignal(window.job_done, timeout=60_000):
+        qtbot.keyClick(
+            window.prompts.prompt.edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier
+        )
+    assert "\n" not in window.state.prompt
+    assert len(list(make_window.output_dir.rglob("*.png"))) == 1
+
+
+def test_closing_the_window_mid_run_cancels_and_stops_the_thread(qtbot, make_window):
+    window = make_window()
+    window.state.steps = 500
+    jobs = window.generate() + window.generate()
+    qtbot.waitUntil(lambda: window.progress.value() >= 1, timeout=30_000)
+    window.close()
+    assert not window.worker.is_running()
+    assert jobs[0].cancel.is_set() and jobs[1].state is JobState.cancelled
+    assert list(make_window.output_dir.rglob("*.png")) == []
+
+
+def test_history_actions_reuse_send_copy_and_save_as(qtbot, make_window, tmp_path: Path):
+    window = make_window()
+    window.state.prompt, window.state.seed = "history item", 4242
+    job = _generate(qtbot, window)
+    path = job.paths[0]
+    assert window.gallery.current_path() == path
+
+    window.state.prompt, window.state.seed = "something else", -1
+    window.gallery.reuse_seed.click()
+    assert window.state.seed == 4242 and window.state.prompt == "something else"
+    window.gallery.reuse_settings.click()
+    assert window.state.prompt == "history item"
+
+    window.canvas.set_image(Image.new("RGB", (64, 64), (0, 0, 0)))
+    window.gallery.to_canvas.click()
+    assert np.array_equal(
+        np.asarray(window.canvas.image()), np.asarray(Image.open(path).convert("RGB"))
+    )
+
+    assert window.copy_image()
+    copied = qimage_to_pil(QApplication.clipboard().image()).convert("RGB")
+    assert np.array_equal(np.asarray(copied), np.asarray(Image.open(path).convert("RGB")))
+
+    out = window.save_as(path, tmp_path / "exported")  # no suffix: PNG
+    assert out == tmp_path / "exported.png"
+    (tmp_path / "a-file").write_text("")
+    assert window.save_as(path, tmp_path / "a-file" / "x.png") is None  # a file is no folder
+    assert "Could not save" in window.banner.text()
+
+
+def test_adding_a_model_loads_it_remembers_it_and_sizes_follow(
+    qtbot, make_window, tiny_model, tmp_path
+):
+    window = make_window()
+    other = tmp_path / "models" / "another-tiny"
+    shutil.copytree(tiny_model, other)
+    window.state.width = window.state.height = 128
+    window.add_model(str(other))
+    qtbot.waitUntil(lambda: window.loaded.ref == str(other), timeout=60_000)
+    assert window.params.model.currentData() == str(other)
+    assert (window.state.width, window.state.height) == (64, 64)  # the model's native size
+    assert "another-tiny" in window.model_label.text()
+    window.close()
+    again = make_window(model=None)
+    assert str(other) in again.params.known_models()
+    assert again.state.model == str(other)
+
+
+def test_settings_dialog_changes_output_folder_and_preview_interval(qtbot, make_window, tmp_path):
+    window = make_window()
+    dialog = SettingsDialog(window.settings, window)
+    qtbot.addWidget(dialog)
+    new_out = tmp_path / "elsewhere"
+    dialog.output_dir.setText(str(new_out))
+    dialog.preview_every.setValue(0)  # no previews
+    dialog.image_format.setCurrentText("webp")
+    window.apply_settings_dialog(dialog)
+    assert window.output_dir() == new_out and window.state.preview_every == 0
+
+    previews: list[object] = []
+    window.preview_shown.connect(previews.append)
+    job = _generate(qtbot, window)
+    assert previews == [] and job.state is JobState.done
+    assert job.paths[0].suffix == ".webp" and job.paths[0].is_relative_to(new_out)
