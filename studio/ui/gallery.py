@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -68,6 +69,36 @@ def metadata_text(path: Path) -> tuple[str, Any]:
     return "\n".join(lines), result
 
 
+class ImageLabel(QLabel):
+    """Shows a pixmap scaled to fit, rescaled whenever the label is resized."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self._pixmap = QPixmap()
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(64, 64)
+        # the pixmap follows the label's size, never the other way round
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+
+    def set_image(self, pixmap: QPixmap) -> None:
+        self._pixmap = pixmap
+        self._rescale()
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pixmap.isNull():
+            return
+        mode = (
+            Qt.TransformationMode.FastTransformation  # small images stay crisp pixels
+            if self._pixmap.width() * 2 <= self.width()
+            else Qt.TransformationMode.SmoothTransformation
+        )
+        self.setPixmap(self._pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio, mode))
+
+
 class Gallery(QWidget):
     selected = Signal(object)  # Path of the image shown
     reuse_settings_requested = Signal(object)  # Path
@@ -90,8 +121,7 @@ class Gallery(QWidget):
             lambda item: self.send_to_canvas_requested.emit(self._path(item))
         )
 
-        self.viewer = QLabel("Click a thumbnail to see it here")
-        self.viewer.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.viewer = ImageLabel("Click a thumbnail to see it here")
         self.viewer.setMinimumHeight(120)
         self.metadata = QPlainTextEdit(readOnly=True)
         self.metadata.setPlaceholderText("Settings stored in the image")
@@ -213,17 +243,10 @@ class Gallery(QWidget):
     def _show(self, path: Path) -> None:
         pixmap = QPixmap(str(path))
         if pixmap.isNull():
+            self.viewer.set_image(QPixmap())
             self.viewer.setText(f"Cannot show {path.name}")
         else:
-            side = max(64, min(self.viewer.width(), self.viewer.height()))
-            self.viewer.setPixmap(
-                pixmap.scaled(
-                    side,
-                    side,
-                    Qt.AspectRatioMode.KeepAspectRatio,
-                    Qt.TransformationMode.SmoothTransformation,
-                )
-            )
+            self.viewer.set_image(pixmap)
         text, result = metadata_text(path)
         self.metadata.setPlainText(text)
         self._seed = result.image_seed if result is not None else None
