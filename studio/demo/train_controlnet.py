@@ -111,7 +111,7 @@ def load_base(base: Path | None, run: Path, seed: int) -> dict[str, Any]:
 
 def _files_hash(folder: Path) -> str:
     h = hashlib.sha256()
-    for f in sorted(folder.glob("*.safetensors")):
+    for f in sorted(folder.glob("*")):  # weights and config (scaling_factor)
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -242,8 +242,11 @@ def train(
         opt.step()
         step += 1
         if step % 10 == 0 or step == steps:
+            with torch.no_grad():  # the frozen base alone on the same batch: what control adds
+                base_loss = ((unet(xt, t, text_states).sample - noise) ** 2).mean().item()
             now = time.time()
-            _log(run, {"step": step, "loss": round(loss.item(), 5), "grad_norm": round(gn.item(), 4),
+            _log(run, {"step": step, "loss": round(loss.item(), 5),
+                       "base_loss": round(base_loss, 5), "grad_norm": round(gn.item(), 4),
                        "it_s": round((step - last_step) / (now - last), 3),
                        "elapsed_s": round(now - t0, 1)})  # fmt: skip
             last, last_step = now, step
