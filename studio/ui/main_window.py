@@ -350,6 +350,7 @@ class MainWindow(QMainWindow):
         self.set_load_state(
             f"{info.name} ready on {loaded.device} (loaded in {loaded.load_s:.1f} s)"
         )
+        self.setWindowTitle(f"Diffusion Studio — {info.name}")
         self.prompts.set_tokenizer(loaded.tokenizer)
         self.params.set_family(info.family, info.native_size)
         if self._size_follows_model:
@@ -465,6 +466,8 @@ class MainWindow(QMainWindow):
             item.setData(Qt.ItemDataRole.UserRole, job.id)
             self.queue_list.addItem(item)
         self.cancel_button.setEnabled(current is not None)
+        waiting = len(self.queue.pending())
+        self.generate_button.setText(f"Generate  ({waiting} queued)" if waiting else "Generate")
         self._queue_selection_changed(self.queue_list.currentItem())
 
     def _queue_selection_changed(self, item: QListWidgetItem | None, *_: Any) -> None:
