@@ -28,6 +28,7 @@ class JobState(enum.Enum):
 
 
 _ids = itertools.count(1)
+MAX_HISTORY = 50
 
 
 @dataclass(eq=False)
@@ -92,7 +93,7 @@ class JobQueue(QObject):
             if job.id == job_id:
                 self._pending.remove(job)
                 job.state = JobState.cancelled
-                self._history.append(job)
+                self._remember(job)
                 self.changed.emit()
                 self.job_done.emit(job)
                 return True
@@ -124,10 +125,15 @@ class JobQueue(QObject):
         job.state = state
         if job is self._current:
             self._current = None
-        self._history.append(job)
+        self._remember(job)
         self.changed.emit()
         self.job_done.emit(job)
         self._start_next()
+
+    def _remember(self, job: Job) -> None:
+        # finished jobs hold their images: keep a bounded history, the files are on disk
+        self._history.append(job)
+        del self._history[:-MAX_HISTORY]
 
     def _start_next(self) -> None:
         if not self._ready or self._current is not None or not self._pending:

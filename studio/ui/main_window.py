@@ -358,6 +358,10 @@ class MainWindow(QMainWindow):
             self._size_follows_model = False
 
     def _model_failed(self, ref: str, message: str) -> None:
+        # the cache may have dropped the previous model already: choosing it again reloads it
+        self.loaded = None
+        self.prompts.set_tokenizer(None)
+        self.model_label.setText(f"model: {_model_name(ref)} (not loaded)")
         self.set_load_state(f"Model not loaded: {_model_name(ref)}")
         self.show_error(message)
 

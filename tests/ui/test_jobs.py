@@ -56,3 +56,14 @@ def test_cancel_sets_the_running_jobs_event_and_cancel_all_drops_the_rest(qtbot)
     queue.cancel_all()
     assert b.state is JobState.cancelled and queue.pending() == []
     assert "txt2img" in a.label() and f"#{a.id}" in a.label()
+
+
+def test_history_is_bounded(qtbot) -> None:
+    from studio.ui.jobs import MAX_HISTORY
+
+    queue, started, done = _queue(qtbot)
+    queue.set_ready()
+    for _ in range(MAX_HISTORY + 5):
+        job = queue.add(GenerationRequest())
+        queue.job_finished(job, GenerationResult(job.request), [])
+    assert len(queue.history()) == MAX_HISTORY and queue.history()[-1] is job

@@ -184,11 +184,14 @@ def test_a_corrupt_model_folder_fails_that_job_only(qtbot, make_window, tiny_mod
     window.state.model = str(broken)
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=60_000)
     assert "broken-model" in window.banner.text()
+    assert window.loaded is None and "not loaded" in window.load_label.text()
 
     job = _generate(qtbot, window)
     assert job.state is JobState.failed
 
-    window.state.model = str(tiny_model)
+    window.state.model = str(tiny_model)  # choosing the good model again loads it
+    qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
+    assert "ready" in window.load_label.text()
     window.state.width = window.state.height = 64
     job = _generate(qtbot, window)
     assert job.state is JobState.done, job.error
