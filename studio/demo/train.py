@@ -24,7 +24,7 @@ from studio.demo.tokenizer import build_tokenizer_files, load_tokenizer
 # Scene seeds: training draws from [TRAIN_SEED_BASE, +N); evaluation uses EVAL_SEED_BASE.
 TRAIN_SEED_BASE = 1_000_000
 EVAL_SEED_BASE = 9_000_000
-STAGES = ("vae", "latents", "unet", "export")
+STAGES = ("vae", "latents", "decoder", "unet", "export")
 
 
 def _torch():
@@ -148,6 +148,52 @@ def train_vae(run: Path, seed: int, steps: int, batch: int, crop: int, lr: float
                               "it_s": 25 / (now - last), "elapsed_s": now - t0})  # fmt: skip
             last = now
         if step % 200 == 0 or step == steps:
+            save_checkpoint(ckpt, {"vae": vae}, opt, step)
+
+
+def train_decoder(run: Path, seed: int, steps: int, batch: int, crop: int, lr: float) -> None:
+    """Sharpen the decoder with the encoder frozen: the latents, hence the UNet, are unchanged."""
+    torch = _torch()
+    ckpt = run / "decoder.safetensors"
+    vae = models.build_vae()
+    load_checkpoint(run / "vae.safetensors", {"vae": vae}, None)
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    params = list(vae.post_quant_conv.parameters()) + list(vae.decoder.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    step = load_checkpoint(ckpt, {"vae": vae}, opt) if ckpt.exists() else 0
+    vae.train()
+    t0, last = time.time(), time.time()
+    while step < steps:
+        g = torch.Generator().manual_seed(_step_seed(seed, "decoder", step))
+        rng = random.Random(_step_seed(seed, "decoder", step))
+        x = scene_images([TRAIN_SEED_BASE + rng.randrange(10**6) for _ in range(batch)])
+        if crop < x.shape[-1]:
+            offs = [
+                8 * v
+                for v in torch.randint(0, (x.shape[-1] - crop) // 8 + 1, (2,), generator=g).tolist()
+            ]
+            x = x[:, :, offs[0] : offs[0] + crop, offs[1] : offs[1] + crop]
+        for grp in opt.param_groups:
+            grp["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        with torch.no_grad():
+            post = vae.encode(x).latent_dist
+            z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        rec = vae.decode(z).sample
+        l1 = (rec - x).abs().mean()
+        l2 = ((rec - x) ** 2).mean()
+        loss = l1 + l2
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        if step % 25 == 0 or step == steps:
+            now = time.time()
+            _log(run, "decoder", {"step": step, "l1": l1.item(), "l2": l2.item(),
+                                  "it_s": 25 / (now - last), "elapsed_s": now - t0})  # fmt: skip
+            last = now
+        if step % 100 == 0 or step == steps:
             save_checkpoint(ckpt, {"vae": vae}, opt, step)
 
 
@@ -283,7 +329,8 @@ def export(run: Path, out: Path, use_ema: bool = True) -> None:
     with safe_open(str(run / "latents.safetensors"), framework="pt") as f:
         scaling = float(f.metadata()["scaling_factor"])
     vae = models.build_vae()
-    load_checkpoint(run / "vae.safetensors", {"vae": vae}, None)
+    decoder = run / "decoder.safetensors"
+    load_checkpoint(decoder if decoder.exists() else run / "vae.safetensors", {"vae": vae}, None)
     vae.register_to_config(scaling_factor=scaling)
     unet = models.build_unet()
     text = models.build_text_encoder(len(tok), tok.bos_token_id, tok.eos_token_id)
@@ -324,6 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vae-batch", type=int, default=16)
     p.add_argument("--vae-crop", type=int, default=64, help="random crop size for VAE training")
     p.add_argument("--vae-lr", type=float, default=6e-4)
+    p.add_argument("--decoder-steps", type=int, default=1000, help="decoder-only fine-tune")
+    p.add_argument("--decoder-crop", type=int, default=96)
     p.add_argument("--scenes", type=int, default=16384, help="scenes encoded for UNet training")
     p.add_argument("--unet-steps", type=int, default=2000)
     p.add_argument("--unet-batch", type=int, default=32)
@@ -347,6 +396,8 @@ def main(argv: list[str] | None = None) -> None:
             train_vae(a.run, a.seed, a.vae_steps, a.vae_batch, a.vae_crop, a.vae_lr)
         elif stage == "latents":
             encode_latents(a.run, a.seed, a.scenes)
+        elif stage == "decoder":
+            train_decoder(a.run, a.seed, a.decoder_steps, a.vae_batch, a.decoder_crop, a.vae_lr / 2)
         elif stage == "unet":
             train_unet(a.run, a.seed, a.unet_steps, a.unet_batch, a.unet_lr,
                        a.caption_dropout, a.ckpt_every, a.ema_decay)  # fmt: skip

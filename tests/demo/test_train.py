@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from studio.demo import train
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+TINY = ["--threads", "1", "--vae-batch", "1", "--vae-crop", "32", "--decoder-crop", "32",
+        "--scenes", "6", "--unet-batch", "2"]  # fmt: skip
+
+
+def test_training_runs_every_stage_and_exports_a_loadable_pipeline(tmp_path: Path):
+    from diffusers import StableDiffusionPipeline
+
+    out = tmp_path / "model"
+    train.main(["--run", str(tmp_path / "run"), "--out", str(out), "--vae-steps", "1",
+                "--decoder-steps", "1", "--unet-steps", "1", *TINY])  # fmt: skip
+    pipe = StableDiffusionPipeline.from_pretrained(str(out), local_files_only=True)
+    assert pipe.safety_checker is None
+    assert pipe.unet.dtype == torch.float32  # stored as fp16, loaded as fp32
+    assert pipe.vae.config.scaling_factor != 0.18215  # measured from the latents
+    image = pipe("a red circle", num_inference_steps=2, output_type="np").images[0]
+    assert image.shape == (128, 128, 3)
+
+
+def test_resumed_training_matches_an_uninterrupted_run(tmp_path: Path):
+    from safetensors.torch import load_file
+
+    straight, resumed = tmp_path / "a", tmp_path / "b"
+    args = ["--stages", "vae", *TINY]
+    train.main(["--run", str(straight), "--vae-steps", "2", *args])
+    train.main(["--run", str(resumed), "--vae-steps", "1", *args])
+    train.main(["--run", str(resumed), "--vae-steps", "2", *args])
+    a = load_file(str(straight / "vae.safetensors"))
+    b = load_file(str(resumed / "vae.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_unknown_stage_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(SystemExit, match="Unknown stage"):
+        train.main(["--run", str(tmp_path), "--stages", "vae,dance"])
