@@ -69,6 +69,13 @@ def metadata_text(path: Path) -> tuple[str, Any]:
     return "\n".join(lines), result
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # deleted meanwhile
+        return 0.0
+
+
 class ImageLabel(QLabel):
     """Shows a pixmap scaled to fit, rescaled whenever the label is resized."""
 
@@ -198,13 +205,14 @@ class Gallery(QWidget):
     def load_folder(self, folder: Path) -> None:
         """Queue the folder's newest images for thumbnailing, after this session's results."""
         self._pending.clear()
-        try:
-            files = [
-                p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-            ]
-        except OSError:
-            files = []
-        files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        files = []
+        # the folder and its date subfolders; a whole picture library below stays unscanned
+        for pattern in ("*", "*/*"):
+            try:
+                files += [p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES]
+            except OSError:
+                continue
+        files.sort(key=_mtime, reverse=True)
         known = set(self.paths())
         self._pending = [p for p in files[:MAX_FOLDER_ITEMS] if p not in known]
         if self._pending:

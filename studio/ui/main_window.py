@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -139,7 +139,8 @@ class MainWindow(QMainWindow):
                 f"The settings file could not be read ({outcome.error}); using defaults. "
                 f"The old file was kept as {outcome.corrupt_copy}."
             )
-        self.gallery.load_folder(self.output_dir())
+        # after the first paint: scanning a big folder must not delay the window
+        QTimer.singleShot(0, self, lambda: self.gallery.load_folder(self.output_dir()))
         if start_worker:
             self.worker.start()
 
