@@ -40,13 +40,13 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSplitter,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from studio import settings as settings_io
 from studio.engine.request import DEMO_MODEL_REF
+from studio.ui.banner import Banner
 from studio.ui.canvas import CanvasPanel
 from studio.ui.control_panel import ControlPanel
 from studio.ui.gallery import IMAGE_SUFFIXES, Gallery
@@ -59,37 +59,6 @@ from studio.ui.state import StudioState
 from studio.ui.worker import LoadedModel, WorkerThread
 
 log = logging.getLogger(__name__)
-
-ERROR_STYLE = "background: #f8d7d3; color: #5c1710; border: 1px solid #d04030; padding: 6px;"
-INFO_STYLE = "background: #dcebf7; color: #123a5c; border: 1px solid #5b8fc0; padding: 6px;"
-
-
-class Banner(QWidget):
-    """An inline message above the canvas: errors and restore reports, never a modal box."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton(text="✕")
-        close.setAutoRaise(True)
-        close.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
-        self.kind = ""
-        self.hide()
-
-    def show_message(self, text: str, kind: str = "error") -> None:
-        self.kind = kind
-        self.label.setText(text)
-        self.label.setStyleSheet(ERROR_STYLE if kind == "error" else INFO_STYLE)
-        self.show()
-
-    def text(self) -> str:
-        return "" if self.isHidden() else self.label.text()
 
 
 class MainWindow(QMainWindow):
@@ -313,6 +282,7 @@ class MainWindow(QMainWindow):
         self.canvas.send_to_img2img_requested.connect(lambda: self._send_to("img2img"))
         self.canvas.send_to_inpaint_requested.connect(lambda: self._send_to("inpaint"))
         self.canvas.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.canvas.image_opened.connect(self._offer_restore)
 
         g = self.gallery
         g.reuse_settings_requested.connect(self.restore_from_file)
@@ -571,6 +541,21 @@ class MainWindow(QMainWindow):
             text += " " + " ".join(result.warnings)
         self.show_info(text)
         return applied
+
+    def _offer_restore(self, path: str) -> None:
+        """An image opened on the canvas may carry settings: offer them, do not overwrite."""
+        from studio.engine.metadata import read_settings
+
+        try:
+            found = read_settings(path)
+        except Exception:  # not our business here: the canvas reports unreadable files
+            return
+        if found.request is not None:
+            self.banner.show_message(
+                f"{Path(path).name} carries generation settings ({found.source}).",
+                "info",
+                ("Restore settings", lambda: self.restore_from_file(path)),
+            )
 
     def _loaded_name(self) -> str:
         return self.loaded.info.name if self.loaded is not None else ""

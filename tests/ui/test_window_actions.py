@@ -124,3 +124,17 @@ def test_settings_dialog_changes_output_folder_and_preview_interval(qtbot, make_
     job = _generate(qtbot, window)
     assert previews == [] and job.state is JobState.done
     assert job.paths[0].suffix == ".webp" and job.paths[0].is_relative_to(new_out)
+
+
+def test_an_image_opened_on_the_canvas_offers_its_settings_without_overwriting(qtbot, make_window):
+    window = make_window()
+    window.state.prompt, window.state.seed = "from the file", 55
+    job = _generate(qtbot, window)
+    window.state.prompt, window.state.seed = "typed by hand", -1
+
+    assert window.open_image(job.paths[0])
+    assert window.state.prompt == "typed by hand"  # nothing overwritten
+    assert "carries generation settings" in window.banner.text()
+    window.banner.action.click()
+    assert (window.state.prompt, window.state.seed) == ("from the file", 55)
+    assert "Restored" in window.banner.text()
