@@ -103,16 +103,19 @@ def load_base(base: Path | None, run: Path, seed: int) -> dict[str, Any]:
             "vae": AutoencoderKL.from_pretrained(base / "vae", **kw),
             "text": CLIPTextModel.from_pretrained(base / "text_encoder", **kw),
         }
-        key = _files_hash(base / "vae")
+        key = _encoder_key(parts["vae"])
     for m in parts.values():
         m.float().eval().requires_grad_(False)
     return {**parts, "tokenizer": tok, "vae_key": key}
 
 
-def _files_hash(folder: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(folder.glob("*")):  # weights and config (scaling_factor)
-        h.update(f.read_bytes())
+def _encoder_key(vae) -> str:
+    # latents depend on the encoder and the scaling only: a fine-tuned decoder keeps the cache
+    h = hashlib.sha256(str(vae.config.scaling_factor).encode())
+    for name, v in vae.state_dict().items():
+        if name.startswith(("encoder.", "quant_conv.")):
+            h.update(name.encode())
+            h.update(v.float().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
