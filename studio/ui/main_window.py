@@ -234,7 +234,12 @@ class MainWindow(QMainWindow):
         # Ctrl+Enter on the keypad too
         QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.generate)
         self.cancel_action = action(gen, "Cancel", self.cancel, "Esc")
-        action(gen, "Remove queued job", self.remove_selected, QKeySequence.StandardKey.Delete)
+        remove = action(
+            gen, "Remove queued job", self.remove_selected, QKeySequence.StandardKey.Delete
+        )
+        # Delete belongs to the text fields everywhere else
+        remove.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.queue_list.addAction(remove)
         action(gen, "Random seed", lambda: setattr(self.state, "seed", -1), "Ctrl+R")
         action(gen, "Reuse last seed", self.params._reuse_last_seed, "Ctrl+Shift+R")
 

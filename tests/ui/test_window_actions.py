@@ -138,3 +138,22 @@ def test_an_image_opened_on_the_canvas_offers_its_settings_without_overwriting(q
     window.banner.action.click()
     assert (window.state.prompt, window.state.seed) == ("from the file", 55)
     assert "Restored" in window.banner.text()
+
+
+def test_delete_edits_text_in_the_prompt_and_removes_jobs_in_the_queue(qtbot, make_window):
+    window = make_window(wait_loaded=False)  # jobs stay queued while the engine starts
+    window.activateWindow()  # focus-dependent shortcuts need an active window
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    edit = window.prompts.prompt.edit
+    edit.setFocus()
+    edit.setPlainText("abc")
+    qtbot.keyClick(edit, Qt.Key.Key_Delete)  # the cursor is at the start
+    assert window.state.prompt == "bc"
+
+    jobs = window.generate() + window.generate()
+    assert jobs[1] in window.queue.pending()  # only one job runs at a time
+    window.queue_list.setFocus()
+    window.queue_list.setCurrentRow(window.queue_list.count() - 1)
+    qtbot.keyClick(window.queue_list, Qt.Key.Key_Delete)
+    assert jobs[1].state is JobState.cancelled and window.state.prompt == "bc"
+    qtbot.waitUntil(lambda: not window.queue.is_busy(), timeout=60_000)
