@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         self.loaded: LoadedModel | None = None
         self._size_follows_model = False  # set when the user picks another model
         self._step_clock: tuple[int, float] | None = None  # (first step seen, its time)
+        self._showing_result = False
 
         self._build_ui()
         for ref in self.settings.known_models:
@@ -288,6 +289,7 @@ class MainWindow(QMainWindow):
         self.canvas.send_to_inpaint_requested.connect(lambda: self._send_to("inpaint"))
         self.canvas.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.canvas.image_opened.connect(self._offer_restore)
+        self.canvas.image_changed.connect(self._canvas_image_changed)
 
         g = self.gallery
         g.reuse_settings_requested.connect(self.restore_from_file)
@@ -413,6 +415,12 @@ class MainWindow(QMainWindow):
             mask = mask.resize(init.size, Image.Resampling.NEAREST)
         return init, mask
 
+    def _canvas_image_changed(self) -> None:
+        # a result keeps the sent input (generate again = another variation of it); an image the
+        # user opened, pasted or dropped becomes the input instead
+        if not self._showing_result:
+            self.state.init_image = None
+
     def _send_to(self, mode: str) -> None:
         image = self.canvas.image()
         if image is None:
@@ -490,7 +498,11 @@ class MainWindow(QMainWindow):
             self.progress.setValue(self.progress.maximum())
             self.progress.setFormat(f"done in {result.elapsed_s:.1f} s")
             if result.images:
-                self.canvas.set_image(result.images[0])
+                self._showing_result = True
+                try:
+                    self.canvas.set_image(result.images[0])
+                finally:
+                    self._showing_result = False
             self.gallery.add_results(list(paths))
             self.state.last_seed = result.request.seed
             saved = f"; saved {paths[0].name}" if paths else ""

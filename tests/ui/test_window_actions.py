@@ -157,3 +157,24 @@ def test_delete_edits_text_in_the_prompt_and_removes_jobs_in_the_queue(qtbot, ma
     qtbot.keyClick(window.queue_list, Qt.Key.Key_Delete)
     assert jobs[1].state is JobState.cancelled and window.state.prompt == "bc"
     qtbot.waitUntil(lambda: not window.queue.is_busy(), timeout=60_000)
+
+
+def test_img2img_keeps_the_sent_input_until_the_user_opens_another_image(
+    qtbot, make_window, tmp_path
+):
+    window = make_window()
+    first = Image.new("RGB", (64, 64), (200, 30, 30))
+    window.canvas.set_image(first)
+    window.canvas.send_to_img2img_requested.emit()
+    assert window.state.mode == "img2img" and window.state.init_image is not None
+    job = _generate(qtbot, window)
+    assert np.array_equal(np.asarray(job.request.init_image), np.asarray(first))
+    job = _generate(qtbot, window)  # the result is on the canvas now; the input stays the same
+    assert np.array_equal(np.asarray(job.request.init_image), np.asarray(first))
+
+    other = tmp_path / "other.png"
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(other)
+    assert window.open_image(other)
+    assert window.state.init_image is None
+    job = _generate(qtbot, window)
+    assert np.array_equal(np.asarray(job.request.init_image), np.asarray(Image.open(other)))
