@@ -55,7 +55,7 @@ from studio.ui.params_panel import ParamsPanel, model_label, round8
 from studio.ui.prompt_panel import PromptPanel
 from studio.ui.schedule_plot import SchedulePlot
 from studio.ui.settings_dialog import SettingsDialog
-from studio.ui.state import StudioState
+from studio.ui.state import StudioState, bind
 from studio.ui.worker import LoadedModel, WorkerThread
 
 log = logging.getLogger(__name__)
@@ -242,14 +242,12 @@ class MainWindow(QMainWindow):
         remove.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.queue_list.addAction(remove)
         action(gen, "Random seed", lambda: setattr(self.state, "seed", -1), "Ctrl+R")
-        action(gen, "Reuse last seed", self.params._reuse_last_seed, "Ctrl+Shift+R")
+        action(gen, "Reuse last seed", self.params.reuse_last_seed, "Ctrl+Shift+R")
 
     def _connect(self) -> None:
         s = self.state
         w = self.worker.worker
         # prompts are bound here: the panel is layout only
-        from studio.ui.state import bind
-
         bind(s, "prompt", self.prompts.prompt.edit)
         bind(s, "negative_prompt", self.prompts.negative.edit)
         self.preview_xt.toggled.connect(

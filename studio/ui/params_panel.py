@@ -127,7 +127,7 @@ class ParamsPanel(QWidget):
         self.dice.clicked.connect(lambda: setattr(state, "seed", -1))
         self.reuse_seed = QToolButton(text="♻")
         self.reuse_seed.setToolTip("Reuse the last seed")
-        self.reuse_seed.clicked.connect(self._reuse_last_seed)
+        self.reuse_seed.clicked.connect(self.reuse_last_seed)
         state.last_seed_changed.connect(lambda s: self.reuse_seed.setEnabled(s >= 0))
         self.reuse_seed.setEnabled(state.last_seed >= 0)
         form.addRow("Seed", _row(self.seed, self.dice, self.reuse_seed))
@@ -232,7 +232,7 @@ class ParamsPanel(QWidget):
         self.size_preset.setCurrentIndex(max(index, 0))
 
     # ---- misc ------------------------------------------------------------------------------
-    def _reuse_last_seed(self) -> None:
+    def reuse_last_seed(self) -> None:
         if self.state.last_seed >= 0:
             self.state.seed = self.state.last_seed
 
