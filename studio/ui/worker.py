@@ -33,6 +33,16 @@ class LoadedModel:
     load_s: float
 
 
+_frozen = False
+
+
+def _freeze_once() -> None:
+    global _frozen
+    if not _frozen:  # one engine per process; later windows (tests) need not freeze again
+        gc.freeze()
+        _frozen = True
+
+
 def error_text(exc: BaseException) -> str:
     """A user-readable line: ValueErrors are written for users; other errors keep their type."""
     if isinstance(exc, ValueError):
@@ -68,7 +78,7 @@ class GenerationWorker(QObject):
             # A full garbage collection walks every object and holds the GIL meanwhile: with torch
             # and diffusers loaded that is ~0.5 s of frozen window. Their modules live forever, so
             # move them out of the collector's sight.
-            gc.freeze()
+            _freeze_once()
             self._cache = PipelineCache(self._device)
         except Exception as exc:  # a broken install must show, not kill the thread silently
             log.exception("engine start failed")
