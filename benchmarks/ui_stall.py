@@ -101,6 +101,7 @@ def main() -> int:
     parser.add_argument("--launch-runs", type=int, default=3)
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--preview-every", type=int, default=1, help="0: no live previews")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ui-stall-"))
@@ -166,7 +167,7 @@ def main() -> int:
     )
     state.seed = 1
     state.sampler = "Euler"
-    state.preview_every = 1
+    state.preview_every = args.preview_every
 
     stalls: list[float] = []
     elapsed = []
@@ -184,7 +185,7 @@ def main() -> int:
     window.close()
 
     print(f"model {info.name} ({info.native_size}px) on {window.loaded.device}; {size}x{size}, "
-          f"{args.steps} steps, previews every step; generation {statistics.median(elapsed):.2f} s")  # fmt: skip
+          f"{args.steps} steps, preview every {args.preview_every}; generation {statistics.median(elapsed):.2f} s")  # fmt: skip
     print(summary("stall during engine start + model load", load_ms))
     print(summary("stall during generation", stalls))
     return 0

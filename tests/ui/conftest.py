@@ -67,7 +67,7 @@ def write_settings(config_dir: Path, **last: object) -> None:
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path: Path, tiny_model: Path) -> Callable[..., object]:
+def make_window(qtbot, tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..., object]]:
     """Open the real main window on the tiny model (64x64, 3 Euler steps), outputs in tmp_path.
 
     `wait_loaded=True` returns once the worker reports the model loaded.
