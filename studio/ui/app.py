@@ -41,13 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from studio.paths import RESOURCES
     from studio.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Diffusion Studio")
     app.setOrganizationName("DiffusionStudio")
+    icon = RESOURCES / "icons" / "studio.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     window = MainWindow(
         config_dir=args.config_dir,
         output_dir=args.output_dir,
