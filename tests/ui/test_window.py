@@ -57,6 +57,9 @@ def test_generate_end_to_end_saves_image_with_metadata_and_shows_previews_first(
     assert window.gallery.paths() == files
     assert "a red cube, on a table" in window.gallery.metadata.toPlainText()
     assert window.state.last_seed == meta.request.seed
+    # the log-SNR plot got this job's schedule and marks its last step
+    assert window.schedule_plot.current_timestep() is not None
+    assert window.progress.format().startswith("done in")
 
 
 def test_cancel_mid_run_saves_nothing_and_the_next_job_runs(qtbot, make_window):
@@ -217,11 +220,14 @@ def test_window_shows_before_the_model_is_loaded(qtbot, make_window):
     assert window.isVisible()
     assert window.loaded is None
     assert window.load_label.text().startswith(("Loading", "Starting"))
+    assert window.prompts.prompt.counter.text().endswith("(estimate)")  # no tokenizer yet
     jobs = window.generate()  # queued now, runs once the engine is up
     assert len(jobs) == 1
     qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
     assert "ready" in window.load_label.text()
     assert "cpu" in window.device_label.text()
+    # the model's own tokenizer counts now (the tiny one has a token per character)
+    assert window.prompts.prompt.counter.text() == f"{len('aredcube')}/75"
     qtbot.waitUntil(lambda: jobs[0].state is JobState.done, timeout=60_000)
 
 
