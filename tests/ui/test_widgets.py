@@ -29,6 +29,18 @@ def test_opening_the_window_module_does_not_import_torch() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_the_app_entry_point_shows_the_window_and_quits(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    done = subprocess.run(
+        [sys.executable, "-m", "studio.ui.app", "--smoke-test", "--config-dir", str(config),
+         "--output-dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "window shown after" in done.stdout
+    assert (config / "settings.json").is_file()  # closing saved the settings
+
+
 def test_token_count_uses_the_tokenizer_when_there_is_one(qtbot, tmp_path: Path) -> None:
     from tests.tiny_models import tiny_tokenizer
 
