@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from studio.engine.control import preprocess_control
+from studio.engine.masks import paste_back, prepare_mask
 from studio.engine.models import ModelInfo
 from studio.engine.pipelines import PipelineCache, pipeline_mode
 from studio.engine.request import (
@@ -189,36 +190,33 @@ def _control_inputs(
 
 def _mode_inputs(request: GenerationRequest, info: ModelInfo) -> dict[str, Any]:
     size = (request.width, request.height)
-    kwargs: dict[str, Any] = {}
     mode = pipeline_mode(request, info)
     if mode == "txt2img":
         return {"width": request.width, "height": request.height}
     if mode == "img2img":
         return {"image": _fit(request.init_image, size), "strength": request.strength}
-    # inpaint, or any mode on a 9-channel inpainting UNet (full mask = repaint everything)
     if request.mode == "inpaint":
-        kwargs["mask_image"] = _feathered_mask(request)
-        kwargs["image"] = _fit(request.init_image, size)
-        kwargs["strength"] = request.strength
+        kwargs = {
+            "image": _fit(request.init_image, size),
+            "mask_image": _feathered_mask(request),
+            "strength": request.strength,
+        }
         if request.inpaint_only_masked:
             kwargs["padding_mask_crop"] = request.inpaint_padding
-    else:
-        kwargs["mask_image"] = Image.new("L", size, 255)
-        kwargs["image"] = _fit(request.init_image, size) if request.init_image else _grey(size)
-        kwargs["strength"] = request.strength if request.mode == "img2img" else 1.0
-    kwargs.update(width=request.width, height=request.height)
-    return kwargs
+    else:  # txt2img or img2img on a 9-channel inpainting UNet: a full mask repaints everything
+        kwargs = {
+            "image": _fit(request.init_image, size) if request.init_image else _grey(size),
+            "mask_image": Image.new("L", size, 255),
+            "strength": request.strength if request.mode == "img2img" else 1.0,
+        }
+    return {**kwargs, "width": request.width, "height": request.height}
 
 
 def _feathered_mask(request: GenerationRequest) -> Image.Image:
-    from studio.engine.masks import prepare_mask
-
     return prepare_mask(request.mask, (request.width, request.height), request.mask_blur)
 
 
 def _paste_back(request: GenerationRequest, generated: Image.Image) -> Image.Image:
-    from studio.engine.masks import paste_back
-
     original = _fit(request.init_image, generated.size)
     return paste_back(original, generated, _feathered_mask(request))
 
