@@ -118,19 +118,3 @@ def schedule_curve(model_config: dict[str, Any], request: GenerationRequest) -> 
     log_snr = np.log(alphas_cumprod / (1.0 - alphas_cumprod))
     timesteps = np.asarray(scheduler.timesteps, dtype=np.float64)
     return ScheduleCurve(np.arange(len(log_snr)), log_snr, timesteps)
-
-
-def split_a1111_sampler(name: str) -> tuple[str, str]:
-    """'DPM++ 2M Karras' -> ('DPM++ 2M', 'Karras'); names without a schedule get 'Automatic'."""
-    if name.endswith(" Karras"):
-        return name[: -len(" Karras")], "Karras"
-    return name, "Automatic"
-
-
-def join_a1111_sampler(sampler: str, schedule_type: str) -> tuple[str, ScheduleOptions]:
-    """Our sampler name and schedule options for an A1111 (sampler, schedule type) pair."""
-    if schedule_type == "Karras" and f"{sampler} Karras" in SAMPLER_SPECS:
-        return f"{sampler} Karras", ScheduleOptions()
-    return sampler, ScheduleOptions(
-        karras=karras_of(schedule_type) if schedule_type in SCHEDULE_TYPES else None
-    )
