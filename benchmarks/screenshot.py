@@ -1,8 +1,8 @@
 """Render the real window offscreen into docs/screenshot-*.png (for the README).
 
 1. screenshot-generate.png: after a txt2img generation (canvas, history, metadata, log-SNR plot).
-2. screenshot-inpaint.png: a mask painted with mouse strokes on the canvas, sent to inpaint,
-   and the inpainted result.
+2. screenshot-mask.png: a mask painted with mouse strokes over the generated image.
+3. screenshot-inpaint.png: the inpainted result (mask overlay hidden).
 
     python benchmarks/screenshot.py                 # the demo model, or a tiny one if it is absent
     python benchmarks/screenshot.py --model PATH --prompt "..."
@@ -32,19 +32,50 @@ def tiny_model(work: Path) -> str:
     return str(model)
 
 
+def paint_box(view, size: tuple[int, int], box: str, brush: int, qtest) -> None:
+    """Zigzag strokes filling `box` (x0,y0,x1,y1 as fractions of the image), as a hand would."""
+    from PySide6.QtCore import QPointF, Qt
+
+    x0, y0, x1, y1 = (float(v) for v in box.split(","))
+    w, h = size
+
+    def at(fx: float, fy: float):
+        return view.map_from_image(QPointF(fx * w, fy * h)).toPoint()
+
+    rows = max(2, int((y1 - y0) * h / (brush * 0.6)))
+    for r in range(rows + 1):
+        fy = y0 + (y1 - y0) * r / rows
+        qtest.mousePress(
+            view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(x0, fy)
+        )
+        for k in range(1, 11):
+            qtest.mouseMove(view, at(x0 + (x1 - x0) * k / 10, fy))
+        qtest.mouseRelease(
+            view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(x1, fy)
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", help="default: the demo model, else a tiny random model")
-    parser.add_argument("--prompt", default="a red house with a blue roof by a lake, sunny day")
+    parser.add_argument(
+        "--prompt", default="a large red circle left of a small blue square, on a white background"
+    )
+    parser.add_argument("--negative", default="", help="negative prompt")
+    parser.add_argument(
+        "--inpaint-prompt",
+        default="a large green star left of a small blue square, on a white background",
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--mask-box", default="0.12,0.3,0.5,0.7", help="x0,y0,x1,y1 fractions")
     parser.add_argument("--size", default="1320x860", help="window size")
     args = parser.parse_args()
 
-    from PySide6.QtCore import QEventLoop, QPoint, QPointF, Qt, QTimer
+    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
@@ -74,7 +105,7 @@ def main() -> int:
         wait(window.worker.worker.model_loaded)
     info = window.loaded.info
     s = window.state
-    s.prompt, s.negative_prompt = args.prompt, "blurry, low quality"
+    s.prompt, s.negative_prompt = args.prompt, args.negative
     s.steps, s.seed, s.sampler = args.steps, args.seed, "DPM++ 2M Karras"
     s.width = s.height = info.native_size
     jobs = window.generate()
@@ -89,41 +120,27 @@ def main() -> int:
     window.grab().save(str(first))
     print(f"wrote {first}")
 
-    # paint a mask with the mouse over the middle of the image, then inpaint it
-    view = window.canvas.view
-    window.canvas.set_brush_size(max(4, info.native_size // 8))
-    image_w, image_h = window.canvas.image().size
-    centre = view.map_from_image(QPointF(image_w / 2, image_h / 2))
-    c = QPoint(round(centre.x()), round(centre.y()))
-    scale = view.scale()
-    reach = round(image_w * scale * 0.18)
-    QTest.mousePress(
-        view,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-        c - QPoint(reach, reach // 2),
-    )
-    for k in range(1, 21):
-        p = c + QPoint(-reach + k * reach // 10, -reach // 2 + (k % 4) * reach // 6)
-        QTest.mouseMove(view, p)
-    QTest.mouseRelease(
-        view,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-        c + QPoint(reach, reach // 2),
-    )
+    # paint a mask with mouse strokes over a box of the image, then inpaint it
+    brush = max(4, info.native_size // 8)
+    window.canvas.set_brush_size(brush)
+    paint_box(window.canvas.view, window.canvas.image().size, args.mask_box, brush, QTest)
     mask = window.canvas.mask_array()
     painted = 0 if mask is None else int((mask > 0).sum())
     window.canvas.send_to_inpaint_requested.emit()
-    s.prompt = args.prompt.replace("red house", "green tree")
+    app.processEvents()
+    masked = args.out / "screenshot-mask.png"
+    window.grab().save(str(masked))
+    print(f"wrote {masked} ({painted} mask pixels painted with the mouse)")
+    s.prompt = args.inpaint_prompt
     s.strength = 0.9
     jobs = window.generate()
     if jobs:
         wait(window.job_done)
+    window.canvas.set_mask_visible(False)  # the result itself, without the overlay
     app.processEvents()
     second = args.out / "screenshot-inpaint.png"
     window.grab().save(str(second))
-    print(f"wrote {second} ({painted} mask pixels painted)")
+    print(f"wrote {second}")
     window.close()
     return 0
 
