@@ -415,3 +415,17 @@ def test_inpainting_a_mouse_painted_mask_changes_only_masked_pixels(qtbot, make_
     assert np.array_equal(result[~near], before[~near])
     assert np.abs(result[mask == 255] - before[mask == 255]).mean() > 5  # and inside it did
     assert np.array_equal(np.asarray(window.canvas.image()), result)  # shown over the original
+
+
+def test_the_default_demo_model_generates_through_the_window(qtbot, make_window):
+    # the model a new user gets: no model argument, no settings file
+    window = make_window(model="demo", fresh=False)
+    assert window.loaded.info.name == "demo" and window.loaded.info.native_size == 128
+    assert window.params.size_preset.currentText() == "128 × 128"
+    window.state.prompt = "a large red circle on the left, on a white background"
+    window.state.steps, window.state.seed = 2, 1
+    job = _generate(qtbot, window)
+    assert job.state is JobState.done, job.error
+    image = Image.open(job.paths[0])
+    assert image.size == (128, 128)
+    assert read_settings(job.paths[0]).request.model == "demo"
