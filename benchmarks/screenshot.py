@@ -1,5 +1,6 @@
 """Render the real window offscreen into docs/screenshot-*.png (for the README).
 
+0. screenshot-progress.png: mid-generation, the live x̂0 preview and the marked schedule step.
 1. screenshot-generate.png: after a txt2img generation (canvas, history, metadata, log-SNR plot).
 2. screenshot-mask.png: a mask painted with mouse strokes over the generated image.
 3. screenshot-inpaint.png: the inpainted result (mask overlay hidden).
@@ -108,13 +109,23 @@ def main() -> int:
     s.prompt, s.negative_prompt = args.prompt, args.negative
     s.steps, s.seed, s.sampler = args.steps, args.seed, "DPM++ 2M Karras"
     s.width = s.height = info.native_size
+    args.out.mkdir(parents=True, exist_ok=True)
+    progress = args.out / "screenshot-progress.png"
+
+    def grab_mid_run(update) -> None:
+        # a third of the way: the live x̂0 preview, "step i/n, it/s" and the marked log-SNR step
+        if update.step == max(1, args.steps // 3):
+            window.grab().save(str(progress))
+            print(f"wrote {progress}")
+
+    window.preview_shown.connect(grab_mid_run)
     jobs = window.generate()
     if not jobs:
         raise SystemExit(window.banner.text())
     wait(window.job_done)
+    window.preview_shown.disconnect(grab_mid_run)
     if jobs[0].error:
         raise SystemExit(jobs[0].error)
-    args.out.mkdir(parents=True, exist_ok=True)
     app.processEvents()
     first = args.out / "screenshot-generate.png"
     window.grab().save(str(first))

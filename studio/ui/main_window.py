@@ -132,6 +132,8 @@ class MainWindow(QMainWindow):
 
         self.queue_list = QListWidget()
         self.queue_list.setMaximumHeight(110)
+        self.queue_list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.queue_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.queue_list.setToolTip("Running and queued jobs; Delete removes a queued one")
         self.remove_button = QPushButton("Remove queued")
         self.remove_button.setEnabled(False)
@@ -194,6 +196,7 @@ class MainWindow(QMainWindow):
 
         # status bar: progress, then device, model, load state
         self.progress = QProgressBar()
+        self.progress.setMinimumWidth(210)  # "step 12/20, 3.4 it/s" on one line
         self.progress.setMaximumWidth(260)
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
@@ -443,12 +446,14 @@ class MainWindow(QMainWindow):
         current = self.queue.current
         if current is not None:
             item = QListWidgetItem(f"▶ {current.label()}")
+            item.setToolTip(current.request.prompt)
             font = item.font()
             font.setBold(True)
             item.setFont(font)
             self.queue_list.addItem(item)
         for job in self.queue.pending():
             item = QListWidgetItem(f"  {job.label()}")
+            item.setToolTip(job.request.prompt)
             item.setData(Qt.ItemDataRole.UserRole, job.id)
             self.queue_list.addItem(item)
         self.cancel_button.setEnabled(current is not None)
