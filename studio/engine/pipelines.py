@@ -21,7 +21,7 @@ from studio.engine.models import (
     resolve_controlnet,
     resolve_model,
 )
-from studio.engine.preview import LatentPreviewer
+from studio.engine.preview import LatentPreviewer, VaePreviewer, previewer_for
 from studio.engine.request import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class PipelineCache:
         self.device = device or auto_device
         self.dtype = dtype or (auto_dtype if device is None else _dtype_for(self.device))
         self.info: ModelInfo | None = None
-        self.previewer: LatentPreviewer | None = None
+        self.previewer: LatentPreviewer | VaePreviewer | None = None
         self._base: Any = None  # the txt2img (or inpaint, for 9-channel models) pipeline as loaded
         self._scheduler_config: dict[str, Any] = {}
         self._pipes: dict[tuple, Any] = {}
@@ -54,7 +54,8 @@ class PipelineCache:
         info = resolve_model(ref)
         if self.info is not None and self.info.ref == info.ref and self._base is not None:
             return self.info
-        self.unload()
+        if self._base is not None:
+            self.unload()  # frees the old weights before the new ones arrive
         if on_status:
             on_status(f"Loading {info.name}…")
         try:
@@ -66,7 +67,7 @@ class PipelineCache:
         self._base = base
         self._scheduler_config = dict(base.scheduler.config)
         self.info = info
-        self.previewer = LatentPreviewer.for_family(info.family, base.vae)
+        self.previewer = previewer_for(info.family, base.vae)
         if on_status:
             on_status(f"{info.name} ready on {self.device}")
         return info

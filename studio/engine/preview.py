@@ -1,11 +1,13 @@
-"""Cheap live previews: latents -> small RGB image with a fixed linear map (a 4x3 matmul).
+"""Live previews: latents -> RGB image, cheap enough to run every step.
 
-SD 1.x/2.x and SDXL use published coefficients. Any other SD-shaped model (the demo model,
-the tiny test models) gets its own map, fitted once by least squares from the VAE's encoding of
-plain colours: the map is only as good as a linear fit, which is all a preview needs.
+SD 1.x/2.x and SDXL use a fixed linear map with published coefficients (a 4x3 matmul, free).
+Smaller SD-shaped models (the demo model, the tiny test models) have no such coefficients, but
+their VAE is small enough that a real decode costs a few milliseconds, and it is exact.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,16 +37,6 @@ class LatentPreviewer:
         self.bias = bias.float()
         self.upscale = upscale  # latents are 8x smaller than the image
 
-    @classmethod
-    def for_family(cls, family: str, vae: object | None = None) -> LatentPreviewer:
-        if family in ("sd1", "sd2"):
-            return cls(SD_LATENT_RGB, torch.zeros(3))
-        if family == "sdxl":
-            return cls(SDXL_LATENT_RGB, SDXL_BIAS)
-        if vae is None:
-            raise ValueError(f"No latent preview coefficients for model family {family!r}.")
-        return cls(*fit_latent_rgb(vae))
-
     def __call__(self, latents: torch.Tensor, index: int = 0) -> np.ndarray:
         """HxWx3 uint8 preview of one image of a latent batch (B, 4, h, w)."""
         latent = latents[index].detach().float().cpu()
@@ -55,16 +47,22 @@ class LatentPreviewer:
         return rgb
 
 
-@torch.no_grad()
-def fit_latent_rgb(vae: object, patch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Least-squares (4 -> 3) map plus bias from latents of plain colour patches."""
-    levels = torch.tensor([-1.0, 0.0, 1.0])
-    colours = torch.cartesian_prod(levels, levels, levels)  # 27 colours in [-1, 1]
-    param = next(vae.parameters())
-    images = colours[:, :, None, None].expand(-1, -1, patch, patch)
-    images = images.to(device=param.device, dtype=param.dtype)
-    latents = vae.encode(images).latent_dist.mean * vae.config.scaling_factor
-    means = latents.float().mean(dim=(2, 3)).cpu()  # (27, 4)
-    design = torch.cat([means, torch.ones(len(means), 1)], dim=1)
-    solution = torch.linalg.lstsq(design, colours).solution  # (5, 3)
-    return solution[:4], solution[4]
+class VaePreviewer:
+    """Decode one latent with the model's own VAE (for small models only: it is exact but slower)."""
+
+    def __init__(self, vae: Any):
+        self.vae = vae
+
+    @torch.inference_mode()
+    def __call__(self, latents: torch.Tensor, index: int = 0) -> np.ndarray:
+        latent = latents[index : index + 1].to(self.vae.dtype) / self.vae.config.scaling_factor
+        image = self.vae.decode(latent).sample[0].float().clamp(-1, 1)
+        return ((image + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def previewer_for(family: str, vae: Any) -> LatentPreviewer | VaePreviewer:
+    if family in ("sd1", "sd2"):
+        return LatentPreviewer(SD_LATENT_RGB, torch.zeros(3))
+    if family == "sdxl":
+        return LatentPreviewer(SDXL_LATENT_RGB, SDXL_BIAS)
+    return VaePreviewer(vae)

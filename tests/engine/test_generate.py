@@ -179,3 +179,24 @@ def _literal(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+def test_last_x0_preview_of_a_small_model_is_the_final_image(cache, request_):
+    updates: list[StepUpdate] = []
+    final = generate(request_, cache, on_step=updates.append).images[0]
+    # small models preview through their own VAE: at the last step x̂0 is the result
+    difference = np.abs(updates[-1].preview.astype(np.int16) - pixels(final))
+    assert difference.mean() < 2
+
+
+def test_sd_family_previews_use_the_published_linear_map():
+    import torch
+
+    from studio.engine.preview import SD_LATENT_RGB, previewer_for
+
+    latents = torch.zeros(1, 4, 2, 3)
+    latents[0, 0] = 1.0  # channel 1 alone maps to its row of coefficients
+    preview = previewer_for("sd1", vae=None)(latents)
+    expected = np.round((SD_LATENT_RGB[0].numpy() + 1) * 127.5)
+    assert preview.shape == (16, 24, 3)  # upscaled 8x to image size
+    assert np.array_equal(preview[0, 0], expected.astype(np.uint8))
