@@ -34,6 +34,9 @@ MAX_CFG = 50.0
 MAX_BATCH = 16
 MAX_INPUT_SIDE = 8192  # a larger init image is refused rather than resized into memory trouble
 MIN_SIDE = 64
+# previews may cost at most this share of a run: a VAE-decoded preview of a small model on a
+# CPU costs about half a UNet step, so on slow machines previews thin out instead of slowing it
+PREVIEW_BUDGET = 0.05
 
 StepCallback = Callable[[StepUpdate], None]
 
@@ -105,8 +108,13 @@ def generate(
     cancel: threading.Event | None = None,
     preview_every: int = 1,
     preview_source: str = "x0",
+    preview_budget: float | None = PREVIEW_BUDGET,
 ) -> GenerationResult:
-    """Run one request; image k of the batch uses seed + k. Never writes files."""
+    """Run one request; image k of the batch uses seed + k. Never writes files.
+
+    Previews come every `preview_every` steps, but a due preview is skipped while previews have
+    taken more than `preview_budget` of the time so far (None: never skipped).
+    """
     started = time.perf_counter()
     # 1. Load the model (once) and check the request against it
     info = cache.load(request.model)
@@ -121,7 +129,7 @@ def generate(
     pipe.scheduler = make_scheduler(
         cache.scheduler_config, request.sampler, request.schedule, seed=request.seed
     )
-    tracker = _StepTracker(cache, on_step, cancel, preview_every, preview_source)
+    tracker = _StepTracker(cache, on_step, cancel, preview_every, preview_source, preview_budget)
     tracker.watch(pipe.scheduler)
 
     # 3. Inputs for the mode, and the control maps
@@ -254,6 +262,7 @@ class _StepTracker:
         cancel: threading.Event | None,
         preview_every: int,
         preview_source: str,
+        preview_budget: float | None,
     ):
         if preview_source not in ("x0", "xt"):
             raise ValueError(
@@ -264,6 +273,9 @@ class _StepTracker:
         self.cancel = cancel
         self.preview_every = preview_every
         self.preview_source = preview_source
+        self.preview_budget = preview_budget
+        self.started = time.perf_counter()
+        self.preview_s = 0.0  # time spent making previews
         self.x0: torch.Tensor | None = None
 
     def watch(self, scheduler: Any) -> None:
@@ -280,6 +292,11 @@ class _StepTracker:
 
         scheduler.step = step_keeping_x0
 
+    def _within_budget(self) -> bool:
+        if self.preview_budget is None:
+            return True
+        return self.preview_s <= self.preview_budget * (time.perf_counter() - self.started)
+
     def __call__(self, pipe: Any, index: int, timestep: Any, tensors: dict) -> dict:
         if self.cancel is not None and self.cancel.is_set():
             # raising ends the loop now and skips decoding an image nobody will see
@@ -289,13 +306,12 @@ class _StepTracker:
             return tensors
         step, total = index + 1, pipe.num_timesteps
         preview = None
-        if (
-            self.preview_every
-            and self.previewer
-            and (step % self.preview_every == 0 or step == total)
-        ):
+        due = self.preview_every and (step % self.preview_every == 0 or step == total)
+        if due and self.previewer and self._within_budget():
+            started = time.perf_counter()
             latents = self.x0 if self.x0 is not None else tensors["latents"]
             preview = self.previewer(latents)
+            self.preview_s += time.perf_counter() - started
         self.on_step(StepUpdate(step, total, preview, float(timestep)))
         return tensors
 

