@@ -5,6 +5,9 @@ import os
 # Qt must never open a real window in tests; set before any Qt import.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never reach a model hub
+# tiny models gain nothing from intra-op threads, and on a busy machine spinning OpenMP
+# threads make each step 10-50x slower; one thread keeps the suite fast everywhere
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path  # noqa: E402
 
