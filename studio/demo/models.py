@@ -34,6 +34,11 @@ UNET_CONFIG: dict[str, Any] = dict(
     cross_attention_dim=TEXT_HIDDEN,
     attention_head_dim=4,  # diffusers' name for the number of heads in SD-1 UNets
     norm_num_groups=32,
+    # The attention-pooled prompt is added to the timestep embedding (as in Imagen), a direct
+    # path for global attributes such as the background colour. It needs no extra inputs, so
+    # the standard StableDiffusionPipeline runs it.
+    addition_embed_type="text",
+    addition_embed_type_num_heads=4,
 )
 
 # Stable Diffusion 1.x's scheduler (PNDM, as SD ships); the app swaps in its chosen sampler.
@@ -76,10 +81,18 @@ def build_vae():
     return AutoencoderKL(**VAE_CONFIG)
 
 
-def build_unet():
+def build_unet(pooled_text: bool = True):
+    import torch
     from diffusers import UNet2DConditionModel
 
-    return UNet2DConditionModel(**UNET_CONFIG)
+    config = dict(UNET_CONFIG)
+    if not pooled_text:
+        del config["addition_embed_type"], config["addition_embed_type_num_heads"]
+    unet = UNet2DConditionModel(**config)
+    if pooled_text:  # starts as a no-op, so it can also be added to a trained UNet
+        torch.nn.init.zeros_(unet.add_embedding.norm2.weight)
+        torch.nn.init.zeros_(unet.add_embedding.norm2.bias)
+    return unet
 
 
 def build_text_encoder(vocab_size: int, bos_id: int, eos_id: int):

@@ -1,6 +1,12 @@
-"""Train the demo model from a seed: VAE, then latents, then UNet + text encoder, then export.
+"""Train the demo model from a seed: VAE, latents, decoder, UNet + text encoder, export.
 
-    python -m studio.demo.train --run /work/train_runs/run1 --stages vae,latents,unet,export
+    python -m studio.demo.train --run /work/train_runs/demo --seed 0
+
+regenerates resources/models/demo with the default flags (the shipped recipe). Stages, in order:
+vae (1500 steps on 64 px crops), latents (16384 scenes encoded once, scaling_factor = 1/std),
+decoder (1000 steps, encoder frozen so the latents stay valid), unet (v-prediction, batch 32:
+--warm-steps with cross-attention only, then --unet-steps with the pooled prompt added to the
+timestep embedding), export (diffusers folder; UNet stored fp16, loaded as fp32).
 
 Each stage checkpoints to the run folder (safetensors) and resumes from it. Batches, noise and
 caption choices are drawn from generators seeded by (seed, step), so a resumed run produces the
@@ -13,6 +19,7 @@ import argparse
 import json
 import math
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -249,25 +256,39 @@ def train_unet(
     dropout: float,
     ckpt_every: int,
     ema_decay: float,
+    prediction: str,
+    pooled_text: bool = True,
+    init_from: Path | None = None,
+    data: Path | None = None,
 ) -> None:
     from diffusers import DDPMScheduler
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     torch = _torch()
-    tok = load_tokenizer(run / "tokenizer")
-    with safe_open(str(run / "latents.safetensors"), framework="pt") as f:
+    data = data or run  # where the tokenizer and the cached latents are
+    run.mkdir(parents=True, exist_ok=True)
+    tok = load_tokenizer(data / "tokenizer")
+    with safe_open(str(data / "latents.safetensors"), framework="pt") as f:
         scaling = float(f.metadata()["scaling_factor"])
         latents = f.get_tensor("latents") * scaling
     n = latents.shape[0]
     layouts = [world.sample_layout(random.Random(TRAIN_SEED_BASE + i)) for i in range(n)]
     torch.manual_seed(seed)
-    unet = models.build_unet()
+    unet = models.build_unet(pooled_text)
     text = models.build_text_encoder(len(tok), tok.bos_token_id, tok.eos_token_id)
     mods = {"unet": unet, "text": text}
+    ckpt = run / "unet.safetensors"
+    if init_from is not None and not ckpt.exists():
+        # Warm start from another run's EMA weights; layers it lacks keep their init.
+        start = load_file(str(init_from / "unet_ema.safetensors"))
+        missing = unet.load_state_dict(
+            {k[5:]: v for k, v in start.items() if k.startswith("unet.")}, strict=False
+        ).missing_keys
+        text.load_state_dict({k[5:]: v for k, v in start.items() if k.startswith("text.")})
+        _log(run, "unet", {"init_from": str(init_from), "new_keys": len(missing)})
     params = list(unet.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    ckpt = run / "unet.safetensors"
     ema_path = run / "unet_ema.safetensors"
     step = load_checkpoint(ckpt, mods, opt) if ckpt.exists() else 0
     if ema_path.exists():
@@ -275,7 +296,9 @@ def train_unet(
     else:
         ema = {f"{m}.{k}": v.detach().clone() for m, mod in mods.items()
                for k, v in mod.state_dict().items()}  # fmt: skip
-    sched = DDPMScheduler(**models.TRAIN_SCHEDULE)
+    config = {"prediction_type": prediction, "pooled_text": pooled_text}
+    (run / "unet_config.json").write_text(json.dumps(config))
+    sched = DDPMScheduler(**{**models.TRAIN_SCHEDULE, "prediction_type": prediction})
     alphas = sched.alphas_cumprod
     snr = alphas / (1 - alphas)
     unet.train()
@@ -296,9 +319,14 @@ def train_unet(
             grp["lr"] = lr * min(1.0, (step + 1) / 200)
         cond = text(ids).last_hidden_state
         pred = unet(xt, t, cond).sample
-        # Min-SNR-5 weighting (Hang et al. 2023) converges faster than plain epsilon MSE.
-        w = torch.clamp(snr[t], max=5.0) / snr[t]
-        loss = (w * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+        # Min-SNR-5 weighting (Hang et al. 2023) converges faster than a plain MSE.
+        if prediction == "v_prediction":
+            target = sched.get_velocity(x0, noise, t)
+            w = torch.clamp(snr[t], max=5.0) / (snr[t] + 1)
+        else:
+            target = noise
+            w = torch.clamp(snr[t], max=5.0) / snr[t]
+        loss = (w * ((pred - target) ** 2).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -332,7 +360,8 @@ def export(run: Path, out: Path, use_ema: bool = True) -> None:
     decoder = run / "decoder.safetensors"
     load_checkpoint(decoder if decoder.exists() else run / "vae.safetensors", {"vae": vae}, None)
     vae.register_to_config(scaling_factor=scaling)
-    unet = models.build_unet()
+    config = json.loads((run / "unet_config.json").read_text())
+    unet = models.build_unet(config.pop("pooled_text", True))
     text = models.build_text_encoder(len(tok), tok.bos_token_id, tok.eos_token_id)
     if use_ema:
         ema = load_file(str(run / "unet_ema.safetensors"))
@@ -345,7 +374,7 @@ def export(run: Path, out: Path, use_ema: bool = True) -> None:
         text_encoder=text,
         tokenizer=tok,
         unet=unet,
-        scheduler=PNDMScheduler(**models.SCHEDULER_CONFIG),
+        scheduler=PNDMScheduler(**{**models.SCHEDULER_CONFIG, **config}),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -356,6 +385,10 @@ def export(run: Path, out: Path, use_ema: bool = True) -> None:
     unet.to(torch.float16)
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(str(out), safe_serialization=True)
+    # transformers 5 saves only tokenizer.json; ship the plain vocab.json + merges.txt that
+    # every CLIPTokenizer version reads.
+    shutil.rmtree(out / "tokenizer")
+    build_tokenizer_files(out / "tokenizer")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -367,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--stages", default=",".join(STAGES), help="comma list of " + ", ".join(STAGES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--vae-steps", type=int, default=1600)
+    p.add_argument("--vae-steps", type=int, default=1500)
     p.add_argument("--vae-batch", type=int, default=16)
     p.add_argument("--vae-crop", type=int, default=64, help="random crop size for VAE training")
     p.add_argument("--vae-lr", type=float, default=6e-4)
@@ -380,6 +413,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--caption-dropout", type=float, default=0.15)
     p.add_argument("--ckpt-every", type=int, default=100)
     p.add_argument("--ema-decay", type=float, default=0.995)
+    p.add_argument("--no-pooled-text", action="store_true", help="UNet without pooled prompt")
+    p.add_argument("--init-from", type=Path, default=None, help="warm start from this run")
+    p.add_argument(
+        "--warm-steps",
+        type=int,
+        default=1600,
+        help="first train a UNet without the pooled-prompt path for this many steps (in\n"
+        "RUN/phase1), then warm-start the final UNet from it; 0 = train the final one only",
+    )
+    p.add_argument(
+        "--prediction",
+        choices=("v_prediction", "epsilon"),
+        default="v_prediction",
+        help="UNet target; v learns the global colours (high noise) much faster here",
+    )
     p.add_argument("--no-ema", action="store_true", help="export raw weights, not the EMA")
     a = p.parse_args(argv)
     stages = [s.strip() for s in a.stages.split(",") if s.strip()]
@@ -399,8 +447,17 @@ def main(argv: list[str] | None = None) -> None:
         elif stage == "decoder":
             train_decoder(a.run, a.seed, a.decoder_steps, a.vae_batch, a.decoder_crop, a.vae_lr / 2)
         elif stage == "unet":
-            train_unet(a.run, a.seed, a.unet_steps, a.unet_batch, a.unet_lr,
-                       a.caption_dropout, a.ckpt_every, a.ema_decay)  # fmt: skip
+            common = (a.seed, a.unet_batch, a.unet_lr, a.caption_dropout, a.ckpt_every,
+                      a.ema_decay, a.prediction)  # fmt: skip
+            init_from = a.init_from
+            if a.warm_steps and init_from is None:
+                # Phase 1: cross-attention only; phase 2 adds the pooled-prompt path.
+                init_from = a.run / "phase1"
+                seed, *rest = common
+                train_unet(init_from, seed, a.warm_steps, *rest, pooled_text=False, data=a.run)
+            seed, *rest = common
+            train_unet(a.run, seed, a.unet_steps, *rest, pooled_text=not a.no_pooled_text,
+                       init_from=init_from)  # fmt: skip
         elif stage == "export":
             export(a.run, a.out, use_ema=not a.no_ema)
         _log(a.run, "stages", {"stage": stage, "wall_s": round(time.time() - t0, 1)})

@@ -18,7 +18,7 @@ def _few_threads():
 
 
 TINY = ["--threads", "1", "--vae-batch", "1", "--vae-crop", "32", "--decoder-crop", "32",
-        "--scenes", "6", "--unet-batch", "2"]  # fmt: skip
+        "--scenes", "6", "--unet-batch", "2", "--warm-steps", "1"]  # fmt: skip
 
 
 def test_training_runs_every_stage_and_exports_a_loadable_pipeline(tmp_path: Path):
