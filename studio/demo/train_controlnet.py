@@ -178,9 +178,15 @@ def _log(run: Path, record: dict) -> None:
 def build_controlnet(unet):
     from diffusers import ControlNetModel
 
-    return ControlNetModel.from_unet(
+    controlnet = ControlNetModel.from_unet(
         unet, conditioning_embedding_out_channels=CONDITIONING_CHANNELS
     )
+    if unet.config.addition_embed_type == "text":
+        # from_unet leaves the pooled-text embedding random, and diffusers' from_config loses
+        # its head count; the ControlNet reads the prompt through cross-attention anyway.
+        controlnet.add_embedding = None
+        controlnet.register_to_config(addition_embed_type=None)
+    return controlnet
 
 
 def train(
@@ -209,9 +215,17 @@ def train(
     layouts = [world.sample_layout(random.Random(s)) for s in seeds]
 
     torch.manual_seed(seed)
-    controlnet = build_controlnet(unet)
-    opt = torch.optim.AdamW(controlnet.parameters(), lr=lr, weight_decay=0.0)
     ckpt = run / "controlnet.safetensors"
+    config_path = run / "controlnet_config.json"
+    if ckpt.exists() and config_path.exists():
+        from diffusers import ControlNetModel
+
+        # resume with the architecture it was made with, even on a base that has changed since
+        controlnet = ControlNetModel.from_config(json.loads(config_path.read_text()))
+    else:
+        controlnet = build_controlnet(unet)
+        config_path.write_text(json.dumps(dict(controlnet.config), indent=1))
+    opt = torch.optim.AdamW(controlnet.parameters(), lr=lr, weight_decay=0.0)
     step = load_checkpoint(ckpt, {"controlnet": controlnet}, opt) if ckpt.exists() else 0
     sched = DDPMScheduler(**models.TRAIN_SCHEDULE)
     T = sched.config.num_train_timesteps
