@@ -37,50 +37,19 @@ def test_generate_writes_an_image_with_its_settings(tiny_model, tmp_path, capsys
     assert Image.open(path).size == (64, 64)  # the model's native size when none is given
 
 
+def _generate_x(model, out) -> int:
+    return main(["generate", "-m", str(model), "-p", "x", "--steps", "3", "--seed", "5",
+                 "-o", str(out), "-q"])  # fmt: skip
+
+
 def test_regenerate_gives_identical_pixels(tiny_model, tmp_path, capsys):
     first = tmp_path / "first.webp"
-    assert (
-        main(
-            [
-                "generate",
-                "-m",
-                str(tiny_model),
-                "-p",
-                "x",
-                "--steps",
-                "3",
-                "--seed",
-                "5",
-                "-o",
-                str(first),
-                "-q",
-            ]
-        )
-        == 0
-    )
+    assert _generate_x(tiny_model, first) == 0
     # webp is lossy: regenerate into a png and compare with a fresh png of the same request
     again = tmp_path / "again.png"
     assert main(["regenerate", str(first), "-o", str(again), "-q"]) == 0
     direct = tmp_path / "direct.png"
-    assert (
-        main(
-            [
-                "generate",
-                "-m",
-                str(tiny_model),
-                "-p",
-                "x",
-                "--steps",
-                "3",
-                "--seed",
-                "5",
-                "-o",
-                str(direct),
-                "-q",
-            ]
-        )
-        == 0
-    )
+    assert _generate_x(tiny_model, direct) == 0
     assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(direct)))
 
 
