@@ -247,6 +247,21 @@ def _ema_update(ema: dict, modules: dict, decay: float) -> None:
                     ema[f"{name}.{k}"].mul_(decay).add_(v, alpha=1 - decay)
 
 
+def loss_weight(snr, prediction: str, min_snr: bool):
+    """Per-sample weight of the MSE on the model's target.
+
+    Min-SNR-5 (Hang et al. 2023) converges fast on detail, but for v-prediction it weights a
+    step by ~SNR at high noise, so the steps that place objects (SNR < 0.1) learn almost
+    nothing: the model then ignores "left" and "right". The plain v loss weights all steps
+    alike; for epsilon, plain means weight 1 on the noise error.
+    """
+    torch = _torch()
+    if not min_snr:
+        return torch.ones_like(snr)
+    clamped = torch.clamp(snr, max=5.0)
+    return clamped / (snr + 1) if prediction == "v_prediction" else clamped / snr
+
+
 def train_unet(
     run: Path,
     seed: int,
@@ -260,12 +275,14 @@ def train_unet(
     pooled_text: bool = True,
     init_from: Path | None = None,
     data: Path | None = None,
+    min_snr_steps: int | None = None,
 ) -> None:
     from diffusers import DDPMScheduler
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     torch = _torch()
+    min_snr_steps = steps if min_snr_steps is None else min_snr_steps
     data = data or run  # where the tokenizer and the cached latents are
     run.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(data / "tokenizer")
@@ -319,13 +336,8 @@ def train_unet(
             grp["lr"] = lr * min(1.0, (step + 1) / 200)
         cond = text(ids).last_hidden_state
         pred = unet(xt, t, cond).sample
-        # Min-SNR-5 weighting (Hang et al. 2023) converges faster than a plain MSE.
-        if prediction == "v_prediction":
-            target = sched.get_velocity(x0, noise, t)
-            w = torch.clamp(snr[t], max=5.0) / (snr[t] + 1)
-        else:
-            target = noise
-            w = torch.clamp(snr[t], max=5.0) / snr[t]
+        target = sched.get_velocity(x0, noise, t) if prediction == "v_prediction" else noise
+        w = loss_weight(snr[t], prediction, min_snr=step < min_snr_steps)
         loss = (w * ((pred - target) ** 2).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -412,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--unet-lr", type=float, default=4e-4)
     p.add_argument("--caption-dropout", type=float, default=0.15)
     p.add_argument("--ckpt-every", type=int, default=100)
-    p.add_argument("--ema-decay", type=float, default=0.995)
+    p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--no-pooled-text", action="store_true", help="UNet without pooled prompt")
     p.add_argument("--init-from", type=Path, default=None, help="warm start from this run")
     p.add_argument(
@@ -427,6 +439,13 @@ def main(argv: list[str] | None = None) -> None:
         choices=("v_prediction", "epsilon"),
         default="v_prediction",
         help="UNet target; v learns the global colours (high noise) much faster here",
+    )
+    p.add_argument(
+        "--min-snr-steps",
+        type=int,
+        default=4400,
+        help="UNet steps trained with Min-SNR-5 weighting before the plain v loss takes over\n"
+        "(the warm phase uses Min-SNR throughout)",
     )
     p.add_argument("--no-ema", action="store_true", help="export raw weights, not the EMA")
     a = p.parse_args(argv)
@@ -457,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
                 train_unet(init_from, seed, a.warm_steps, *rest, pooled_text=False, data=a.run)
             seed, *rest = common
             train_unet(a.run, seed, a.unet_steps, *rest, pooled_text=not a.no_pooled_text,
-                       init_from=init_from)  # fmt: skip
+                       init_from=init_from, min_snr_steps=a.min_snr_steps)  # fmt: skip
         elif stage == "export":
             export(a.run, a.out, use_ema=not a.no_ema)
         _log(a.run, "stages", {"stage": stage, "wall_s": round(time.time() - t0, 1)})

@@ -50,6 +50,35 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path: Path):
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
 
 
+def test_unet_resumed_across_the_loss_weighting_switch_matches_an_uninterrupted_run(
+    tmp_path: Path,
+):
+    from safetensors.torch import load_file
+
+    data = ["--stages", "vae,latents", "--vae-steps", "1", *TINY]
+    unet = ["--stages", "unet", "--min-snr-steps", "1", *TINY]
+    straight, resumed = tmp_path / "a", tmp_path / "b"
+    for run in (straight, resumed):
+        train.main(["--run", str(run), *data])
+    train.main(["--run", str(straight), "--unet-steps", "2", *unet])
+    train.main(["--run", str(resumed), "--unet-steps", "1", *unet])
+    train.main(["--run", str(resumed), "--unet-steps", "2", *unet])
+    a = load_file(str(straight / "unet_ema.safetensors"))
+    b = load_file(str(resumed / "unet_ema.safetensors"))
+    for k in a:
+        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_min_snr_weight_starves_high_noise_steps_and_the_plain_loss_does_not():
+    snr = torch.tensor([0.01, 1.0, 100.0])
+    min_snr = train.loss_weight(snr, "v_prediction", min_snr=True)
+    plain = train.loss_weight(snr, "v_prediction", min_snr=False)
+    assert min_snr[0] < 0.02 and min_snr[1] == pytest.approx(0.5)
+    assert torch.equal(plain, torch.ones(3))
+    eps = train.loss_weight(snr, "epsilon", min_snr=True)
+    assert eps[0] == pytest.approx(1.0) and eps[2] == pytest.approx(0.05)
+
+
 def test_unknown_stage_is_a_clear_error(tmp_path: Path):
     with pytest.raises(SystemExit, match="Unknown stage"):
         train.main(["--run", str(tmp_path), "--stages", "vae,dance"])
