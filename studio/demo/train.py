@@ -262,6 +262,22 @@ def loss_weight(snr, prediction: str, min_snr: bool):
     return clamped / (snr + 1) if prediction == "v_prediction" else clamped / snr
 
 
+def draw_timesteps(batch: int, num_train: int, generator, layout_focus: bool):
+    """Uniform timesteps; with layout_focus, the second half of the batch from the noisier half.
+
+    Where objects go is decided at high noise, and the model learns the position words only
+    when it sees enough of those steps.
+    """
+    torch = _torch()
+    if not layout_focus:
+        return torch.randint(0, num_train, (batch,), generator=generator)
+    half = batch // 2
+    return torch.cat([
+        torch.randint(0, num_train, (half,), generator=generator),
+        torch.randint(num_train // 2, num_train, (batch - half,), generator=generator),
+    ])  # fmt: skip
+
+
 def train_unet(
     run: Path,
     seed: int,
@@ -276,6 +292,7 @@ def train_unet(
     init_from: Path | None = None,
     data: Path | None = None,
     min_snr_steps: int | None = None,
+    layout_focus_from: int | None = None,
 ) -> None:
     from diffusers import DDPMScheduler
     from safetensors import safe_open
@@ -283,6 +300,7 @@ def train_unet(
 
     torch = _torch()
     min_snr_steps = steps if min_snr_steps is None else min_snr_steps
+    layout_focus_from = steps if layout_focus_from is None else layout_focus_from
     data = data or run  # where the tokenizer and the cached latents are
     run.mkdir(parents=True, exist_ok=True)
     tok = load_tokenizer(data / "tokenizer")
@@ -330,7 +348,8 @@ def train_unet(
                   truncation=True, return_tensors="pt").input_ids  # fmt: skip
         x0 = latents[idx]
         noise = torch.randn(x0.shape, generator=g)
-        t = torch.randint(0, sched.config.num_train_timesteps, (batch,), generator=g)
+        t = draw_timesteps(batch, sched.config.num_train_timesteps, g,
+                           layout_focus=step >= layout_focus_from)  # fmt: skip
         xt = sched.add_noise(x0, noise, t)
         for grp in opt.param_groups:
             grp["lr"] = lr * min(1.0, (step + 1) / 200)
@@ -447,6 +466,13 @@ def main(argv: list[str] | None = None) -> None:
         help="UNet steps trained with Min-SNR-5 weighting before the plain v loss takes over\n"
         "(the warm phase uses Min-SNR throughout)",
     )
+    p.add_argument(
+        "--layout-focus-from",
+        type=int,
+        default=6200,
+        help="UNet step from which half of each batch is drawn from the noisier half of the\n"
+        "timesteps, where object placement is learnt",
+    )
     p.add_argument("--no-ema", action="store_true", help="export raw weights, not the EMA")
     a = p.parse_args(argv)
     stages = [s.strip() for s in a.stages.split(",") if s.strip()]
@@ -476,7 +502,8 @@ def main(argv: list[str] | None = None) -> None:
                 train_unet(init_from, seed, a.warm_steps, *rest, pooled_text=False, data=a.run)
             seed, *rest = common
             train_unet(a.run, seed, a.unet_steps, *rest, pooled_text=not a.no_pooled_text,
-                       init_from=init_from, min_snr_steps=a.min_snr_steps)  # fmt: skip
+                       init_from=init_from, min_snr_steps=a.min_snr_steps,
+                       layout_focus_from=a.layout_focus_from)  # fmt: skip
         elif stage == "export":
             export(a.run, a.out, use_ema=not a.no_ema)
         _log(a.run, "stages", {"stage": stage, "wall_s": round(time.time() - t0, 1)})

@@ -50,13 +50,13 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path: Path):
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
 
 
-def test_unet_resumed_across_the_loss_weighting_switch_matches_an_uninterrupted_run(
+def test_unet_resumed_across_the_recipe_switches_matches_an_uninterrupted_run(
     tmp_path: Path,
 ):
     from safetensors.torch import load_file
 
     data = ["--stages", "vae,latents", "--vae-steps", "1", *TINY]
-    unet = ["--stages", "unet", "--min-snr-steps", "1", *TINY]
+    unet = ["--stages", "unet", "--min-snr-steps", "1", "--layout-focus-from", "1", *TINY]
     straight, resumed = tmp_path / "a", tmp_path / "b"
     for run in (straight, resumed):
         train.main(["--run", str(run), *data])
@@ -77,6 +77,15 @@ def test_min_snr_weight_starves_high_noise_steps_and_the_plain_loss_does_not():
     assert torch.equal(plain, torch.ones(3))
     eps = train.loss_weight(snr, "epsilon", min_snr=True)
     assert eps[0] == pytest.approx(1.0) and eps[2] == pytest.approx(0.05)
+
+
+def test_layout_focus_draws_half_the_batch_from_the_noisier_half():
+    g = torch.Generator().manual_seed(0)
+    plain = train.draw_timesteps(4000, 1000, g, layout_focus=False)
+    focus = train.draw_timesteps(4000, 1000, g, layout_focus=True)
+    assert 0.45 < (plain >= 500).float().mean() < 0.55
+    assert 0.70 < (focus >= 500).float().mean() < 0.80
+    assert focus.min() >= 0 and focus.max() < 1000
 
 
 def test_unknown_stage_is_a_clear_error(tmp_path: Path):
