@@ -3,8 +3,9 @@
     python -m studio.demo.evaluate_controlnet --n 24
     python -m studio.demo.evaluate_controlnet --speed 5    # seconds per image, 20 steps, 128x128
 
-Held-out scenes (seeds from EVAL_SCENE_BASE, never used in training) are generated from their
-captions with fixed seeds through the app's engine (default sampler, 20 steps, CFG 7), once with
+Held-out scenes (seeds from EVAL_SCENE_BASE, never used in training) are generated from captions
+that name their objects and background but not where they are (the demo model places objects
+from position words by itself, so only the map can supply the layout), with fixed seeds through the app's engine (default sampler, 20 steps, CFG 7), once with
 the scene's control map and once without; both images are scored against the same map:
 
 - canny: F1 between the control edges and cv2.Canny edges of the image, 2 px tolerance.
@@ -18,6 +19,7 @@ the scene's control map and once without; both images are scored against the sam
 from __future__ import annotations
 
 import argparse
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +144,13 @@ def score(kind: str, case: Case, image: Image.Image) -> dict[str, float]:
 # ---------------------------------------------------------------- generation
 
 
+def layout_free_caption(scene: world.Scene) -> str:
+    """The scene's objects and background, without positions or relations."""
+    rng = random.Random(scene.seed)
+    objects = [world.object_phrase(o, rng) for o in scene.layout.objects]
+    return f"{' and '.join(objects)}, on a {scene.layout.background} background"
+
+
 def request_for(
     case: Case,
     model: str,
@@ -153,7 +162,7 @@ def request_for(
 
     extra = {} if cfg is None else {"cfg_scale": cfg}
     return GenerationRequest(
-        model=model, prompt=case.scene.caption, seed=case.seed, steps=steps,
+        model=model, prompt=layout_free_caption(case.scene), seed=case.seed, steps=steps,
         width=SIZE, height=SIZE, controls=controls, **extra,
     )  # fmt: skip
 

@@ -6,7 +6,9 @@ regenerates resources/models/demo with the default flags (the shipped recipe). S
 vae (1500 steps on 64 px crops), latents (16384 scenes encoded once, scaling_factor = 1/std),
 decoder (1000 steps, encoder frozen so the latents stay valid), unet (v-prediction, batch 32:
 --warm-steps with cross-attention only, then --unet-steps with the pooled prompt added to the
-timestep embedding), export (diffusers folder; UNet stored fp16, loaded as fp32).
+timestep embedding; Min-SNR-5 weighting until --min-snr-steps, then the plain v loss, and from
+--layout-focus-from half of each batch at the noisier timesteps, where placement is learnt),
+export (diffusers folder; UNet stored fp16, loaded as fp32).
 
 Each stage checkpoints to the run folder (safetensors) and resumes from it. Batches, noise and
 caption choices are drawn from generators seeded by (seed, step), so a resumed run produces the
@@ -438,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--decoder-steps", type=int, default=1000, help="decoder-only fine-tune")
     p.add_argument("--decoder-crop", type=int, default=96)
     p.add_argument("--scenes", type=int, default=16384, help="scenes encoded for UNet training")
-    p.add_argument("--unet-steps", type=int, default=2000)
+    p.add_argument("--unet-steps", type=int, default=13300)
     p.add_argument("--unet-batch", type=int, default=32)
     p.add_argument("--unet-lr", type=float, default=4e-4)
     p.add_argument("--caption-dropout", type=float, default=0.15)
