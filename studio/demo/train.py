@@ -7,8 +7,8 @@ vae (1500 steps on 64 px crops), latents (16384 scenes encoded once, scaling_fac
 decoder (1000 steps, encoder frozen so the latents stay valid), unet (v-prediction, batch 32:
 --warm-steps with cross-attention only, then --unet-steps with the pooled prompt added to the
 timestep embedding; Min-SNR-5 weighting until --min-snr-steps, then the plain v loss, and from
---layout-focus-from half of each batch at the noisier timesteps, where placement is learnt),
-export (diffusers folder; UNet stored fp16, loaded as fp32).
+--layout-focus-from half of each batch at the noisier timesteps, where placement is learnt;
+EMA decay --ema-decay, then --long-ema-decay after --long-ema-from), export (diffusers folder; UNet stored fp16, loaded as fp32).
 
 Each stage checkpoints to the run folder (safetensors) and resumes from it. Batches, noise and
 caption choices are drawn from generators seeded by (seed, step), so a resumed run produces the
@@ -295,6 +295,7 @@ def train_unet(
     data: Path | None = None,
     min_snr_steps: int | None = None,
     layout_focus_from: int | None = None,
+    long_ema: tuple[float, int] | None = None,
 ) -> None:
     from diffusers import DDPMScheduler
     from safetensors import safe_open
@@ -365,7 +366,8 @@ def train_unet(
         gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        _ema_update(ema, mods, min(ema_decay, (1 + step) / (10 + step)))
+        decay = long_ema[0] if long_ema and step > long_ema[1] else ema_decay
+        _ema_update(ema, mods, min(decay, (1 + step) / (10 + step)))
         if step % 10 == 0 or step == steps:
             now = time.time()
             _log(run, "unet", {"step": step, "loss": loss.item(), "grad_norm": gn.item(),
@@ -445,7 +447,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--unet-lr", type=float, default=4e-4)
     p.add_argument("--caption-dropout", type=float, default=0.15)
     p.add_argument("--ckpt-every", type=int, default=100)
-    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--ema-decay", type=float, default=0.995)
+    p.add_argument("--long-ema-decay", type=float, default=0.999, help="EMA decay of the long run")
+    p.add_argument(
+        "--long-ema-from", type=int, default=2000, help="UNet step after which it applies"
+    )
     p.add_argument("--no-pooled-text", action="store_true", help="UNet without pooled prompt")
     p.add_argument("--init-from", type=Path, default=None, help="warm start from this run")
     p.add_argument(
@@ -505,7 +511,8 @@ def main(argv: list[str] | None = None) -> None:
             seed, *rest = common
             train_unet(a.run, seed, a.unet_steps, *rest, pooled_text=not a.no_pooled_text,
                        init_from=init_from, min_snr_steps=a.min_snr_steps,
-                       layout_focus_from=a.layout_focus_from)  # fmt: skip
+                       layout_focus_from=a.layout_focus_from,
+                       long_ema=(a.long_ema_decay, a.long_ema_from))  # fmt: skip
         elif stage == "export":
             export(a.run, a.out, use_ema=not a.no_ema)
         _log(a.run, "stages", {"stage": stage, "wall_s": round(time.time() - t0, 1)})

@@ -56,7 +56,8 @@ def test_unet_resumed_across_the_recipe_switches_matches_an_uninterrupted_run(
     from safetensors.torch import load_file
 
     data = ["--stages", "vae,latents", "--vae-steps", "1", *TINY]
-    unet = ["--stages", "unet", "--min-snr-steps", "1", "--layout-focus-from", "1", *TINY]
+    unet = ["--stages", "unet", "--min-snr-steps", "1", "--layout-focus-from", "1",
+            "--long-ema-from", "1", *TINY]  # fmt: skip
     straight, resumed = tmp_path / "a", tmp_path / "b"
     for run in (straight, resumed):
         train.main(["--run", str(run), *data])
