@@ -5,8 +5,9 @@
 
 Held-out scenes (seeds from EVAL_SCENE_BASE, never used in training) are generated from captions
 that name their objects and background but not where they are (the demo model places objects
-from position words by itself, so only the map can supply the layout), with fixed seeds through the app's engine (default sampler, 20 steps, CFG 7), once with
-the scene's control map and once without; both images are scored against the same map:
+from position words by itself, so only the map can supply the layout), with fixed seeds, through
+the app's engine (default sampler, 20 steps, CFG 7), once with the scene's control map and once
+without; both images are scored against the same map:
 
 - canny: F1 between the control edges and cv2.Canny edges of the image, 2 px tolerance.
 - depth: depth-region IoU: for each object, the region the depth map gives it (its depth level)

@@ -8,7 +8,8 @@ decoder (1000 steps, encoder frozen so the latents stay valid), unet (v-predicti
 --warm-steps with cross-attention only, then --unet-steps with the pooled prompt added to the
 timestep embedding; Min-SNR-5 weighting until --min-snr-steps, then the plain v loss, and from
 --layout-focus-from half of each batch at the noisier timesteps, where placement is learnt;
-EMA decay --ema-decay, then --long-ema-decay after --long-ema-from), export (diffusers folder; UNet stored fp16, loaded as fp32).
+EMA decay --ema-decay, then --long-ema-decay after --long-ema-from), export (diffusers folder;
+UNet stored fp16, loaded as fp32).
 
 Each stage checkpoints to the run folder (safetensors) and resumes from it. Batches, noise and
 caption choices are drawn from generators seeded by (seed, step), so a resumed run produces the

@@ -74,7 +74,7 @@ def test_guidance_scale_changes_adherence(pipe, checker):
         right = 0
         for cases, scorer in ((singles, score_single), (pairs, score_pair)):
             seeds = list(range(len(cases)))
-            images = generate(pipe, [c.prompt for c in cases], seeds, cfg, 20)
+            images = generate(pipe, [c.prompt for c in cases], seeds, cfg, STEPS)
             for case, image in zip(cases, images, strict=True):
                 right += sum(scorer(case, checker.read(image)).values())
         return right
