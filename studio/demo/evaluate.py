@@ -2,6 +2,7 @@
 
     python -m studio.demo.evaluate --cfg 1 7 --single 100 --pairs 50
     python -m studio.demo.evaluate --speed 10     # seconds per image at 20 steps, 128x128
+    python -m studio.demo.evaluate --vae-ceiling  # the checker on VAE round trips: the ceiling
 
 Captions come from a seed range never used in training; the checker reads each image back with
 colour segmentation and a shape classifier built from the world's own renderings.
@@ -134,13 +135,17 @@ def generate(
     return images
 
 
-def _table(title: str, attrs: tuple[str, ...], rows: dict[float, list[dict[str, bool]]]) -> str:
+def _table(
+    title: str, attrs: tuple[str, ...], rows: dict[float | str, list[dict[str, bool]]]
+) -> str:
+    """Rows keyed by CFG (a number) or by a label."""
     lines = [f"**{title}** (n = {len(next(iter(rows.values())))})", ""]
     lines.append("| CFG | " + " | ".join(attrs) + " |")
     lines.append("|---|" + "---|" * len(attrs))
-    for cfg, scores in rows.items():
+    for key, scores in rows.items():
         cells = [f"{100 * np.mean([s[a] for s in scores]):.0f}%" for a in attrs]
-        lines.append(f"| {cfg:g} | " + " | ".join(cells) + " |")
+        label = key if isinstance(key, str) else f"{key:g}"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -188,6 +193,29 @@ def evaluate(
     return "\n\n".join(parts)
 
 
+def vae_ceiling(model: Path, n_single: int) -> str:
+    """Score the checker on the VAE's own round trip of the ground-truth scenes.
+
+    No UNet can beat what its VAE can draw: this is the ceiling of the single-object table.
+    """
+    import torch
+    from diffusers import AutoencoderKL
+    from PIL import Image
+
+    vae = AutoencoderKL.from_pretrained(str(model), subfolder="vae", local_files_only=True)
+    vae.eval()
+    checker = Checker()
+    scores = []
+    for case in single_cases(n_single):
+        truth = world.render(case.layout).image
+        x = torch.from_numpy(truth).permute(2, 0, 1)[None].float() / 127.5 - 1
+        with torch.no_grad():
+            y = vae.decode(vae.encode(x).latent_dist.mean).sample[0].clamp(-1, 1)
+        pixels = ((y.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()
+        scores.append(score_single(case, checker.read(Image.fromarray(pixels))))
+    return _table("Single object, VAE round trip", SINGLE_ATTRIBUTES, {"no UNet": scores})
+
+
 def speed(model: Path, n: int, steps: int = 20, cfg: float = 7.0) -> str:
     pipe = load_pipeline(model)
     generate(pipe, ["a red circle"], [0], cfg, steps, batch=1)  # warm-up
@@ -215,12 +243,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out-dir", type=Path, default=None, help="save contact sheets here")
     p.add_argument("--speed", type=int, default=0, help="only time N images")
+    p.add_argument("--vae-ceiling", action="store_true", help="only score VAE round trips")
     a = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(a.threads)
     if a.speed:
         print(speed(a.model, a.speed, a.steps))
+        return
+    if a.vae_ceiling:
+        print(vae_ceiling(a.model, a.single))
         return
     print(evaluate(a.model, a.cfg, a.single, a.pairs, a.steps, a.out_dir))
 

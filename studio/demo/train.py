@@ -1,6 +1,6 @@
 """Train the demo model from a seed: VAE, latents, decoder, UNet + text encoder, export.
 
-    python -m studio.demo.train --run /work/train_runs/demo --seed 0
+    python -m studio.demo.train --run demo_run --seed 0
 
 regenerates resources/models/demo with the default flags (the shipped recipe). Stages, in order:
 vae (1500 steps on 64 px crops), latents (16384 scenes encoded once, scaling_factor = 1/std),

@@ -1,6 +1,6 @@
 """Train a demo ControlNet (edges, depth or pose) for the demo model on the world's own maps.
 
-    python -m studio.demo.train_controlnet --kind canny --run /work/train_runs/cn/canny --steps 900
+    python -m studio.demo.train_controlnet --kind canny --run cn_run/canny --steps 900
 
 The ControlNet starts as a copy of the demo UNet's encoder (ControlNetModel.from_unet, zero
 convolutions); the UNet, VAE and text encoder stay frozen. Scene latents and control maps are

@@ -91,3 +91,12 @@ def test_negative_prompt_steers_away_from_red(pipe):
     red_plain = sum(_fraction(im, "red") for im in plain)
     red_steered = sum(_fraction(im, "red") for im in steered)
     assert red_steered < 0.5 * red_plain, (red_plain, red_steered)
+
+
+def test_vae_round_trip_keeps_colours_and_positions():
+    from studio.demo.evaluate import vae_ceiling
+
+    table = vae_ceiling(DEMO_MODEL, 10)
+    row = next(line for line in table.splitlines() if line.startswith("| no UNet"))
+    colour, _shape, _size, position, background, _count = row.strip("| ").split(" | ")[1:]
+    assert (colour, position, background) == ("100%", "100%", "100%"), table
