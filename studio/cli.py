@@ -121,6 +121,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from studio.engine.models import resolve_model
     from studio.engine.samplers import karras_of
 
+    try:  # an unreadable input file fails as `studio info` does on one: exit 1, no model work
+        init_image = _open_image(args.init_image, "RGB")
+        mask = _open_image(args.mask, "L")
+    except ValueError as e:
+        print(f"studio: {e}", file=sys.stderr)
+        return 1
     info = resolve_model(args.model)
     mode = args.mode or ("inpaint" if args.mask else "img2img" if args.init_image else "txt2img")
     request = GenerationRequest(
@@ -143,8 +149,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         height=args.height or info.native_size,
         batch_size=args.batch_size,
         strength=args.strength,
-        init_image=_open_image(args.init_image, "RGB"),
-        mask=_open_image(args.mask, "L"),
+        init_image=init_image,
+        mask=mask,
         mask_blur=args.mask_blur,
         inpaint_only_masked=args.inpaint_only_masked,
         inpaint_padding=args.inpaint_padding,
@@ -283,13 +289,9 @@ class _Progress:
 def _open_image(path: Path | None, mode: str) -> Any:
     if path is None:
         return None
-    from PIL import Image, UnidentifiedImageError
+    from studio.engine.images import open_image
 
-    try:
-        with Image.open(path) as image:
-            return image.convert(mode)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise ValueError(f"Cannot read image {path}: {e}") from e
+    return open_image(path, mode)
 
 
 def _schedule_text(schedule: ScheduleOptions) -> str:

@@ -93,3 +93,29 @@ def test_samplers_lists_the_names_users_know(capsys):
     out = capsys.readouterr().out
     for name in ("Euler a", "DPM++ 2M Karras", "DPM++ SDE Karras", "UniPC", "LCM"):
         assert name in out
+
+
+def test_an_eps_init_image_is_refused_in_one_line(tiny_model, tmp_path, capsys, monkeypatch):
+    from PIL import EpsImagePlugin
+
+    opened = []
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: opened.append(self))
+    evil = tmp_path / "evil.jpg"
+    evil.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n%%EOF\n")
+    out = tmp_path / "out"
+    code = main(["generate", "-m", str(tiny_model), "--init-image", str(evil),
+                 "--outdir", str(out), "-q"])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("studio: evil.jpg is not an image in a format the app opens")
+    assert opened == [] and not out.exists()
+
+
+def test_a_16_bit_init_image_is_not_white(tmp_path):
+    from studio.cli import _open_image
+
+    path = tmp_path / "grey16.png"
+    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(path)
+    assert _open_image(path, "RGB").getpixel((0, 0)) == (156, 156, 156)
+    assert _open_image(path, "L").getpixel((0, 0)) == 156
