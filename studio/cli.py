@@ -7,7 +7,6 @@ and `studio --help` answer at once.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from studio.engine.request import (
     PREDICTION_TYPES,
     TIMESTEP_SPACINGS,
     GenerationRequest,
+    GenerationResult,
     ScheduleOptions,
     StepUpdate,
 )
@@ -94,10 +94,16 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg-rescale", type=float, default=0.0)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--cfg", "--cfg-scale", dest="cfg_scale", type=float, default=7.0)
-    p.add_argument("--seed", type=int, default=-1, help="-1: random")
+    p.add_argument("--seed", type=int, default=-1, help="0 to 2**63-1; -1: random")
     p.add_argument("--width", "-W", type=int, help="default: the model's native size")
     p.add_argument("--height", "-H", type=int, help="default: the model's native size")
     p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument(
+        "--batch-count",
+        type=int,
+        default=1,
+        help="jobs, each of --batch-size images, seeds continuing",
+    )
     p.add_argument(
         "--strength", type=float, default=0.75, help="img2img/inpaint denoising strength"
     )
@@ -120,6 +126,7 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from studio.engine.models import resolve_model
     from studio.engine.samplers import karras_of
+    from studio.engine.seeds import resolve_seed
 
     try:  # an unreadable input file fails as `studio info` does on one: exit 1, no model work
         init_image = _open_image(args.init_image, "RGB")
@@ -144,7 +151,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         ),
         steps=args.steps,
         cfg_scale=args.cfg_scale,
-        seed=args.seed if args.seed >= 0 else random.randrange(2**32),
+        seed=resolve_seed(args.seed),
         width=args.width or info.native_size,
         height=args.height or info.native_size,
         batch_size=args.batch_size,
@@ -155,7 +162,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         inpaint_only_masked=args.inpaint_only_masked,
         inpaint_padding=args.inpaint_padding,
     )
-    return _run_and_save(request, args)
+    return _run_and_save(request, args, batch_count=args.batch_count)
 
 
 def _cmd_regenerate(args: argparse.Namespace) -> int:
@@ -233,20 +240,39 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 # ---- shared --------------------------------------------------------------------------------
-def _run_and_save(request: GenerationRequest, args: argparse.Namespace) -> int:
-    from studio.engine.generate import check_request, generate
-    from studio.engine.output import OutputFolder, save_result
+def _run_and_save(
+    request: GenerationRequest, args: argparse.Namespace, batch_count: int = 1
+) -> int:
+    from studio.engine.batch import expand_batch
+    from studio.engine.checks import check_request
+
+    # before torch and the model load: fail fast on bad input
+    check_request(request)
+    jobs = expand_batch(request, batch_count)
+    if args.out and len(jobs) * request.batch_size > 1:
+        raise ValueError("--out names one file; use --outdir for a batch.")
+    from studio.engine.generate import generate
     from studio.engine.pipelines import PipelineCache
 
-    check_request(request)  # before the model loads: fail fast on bad input
-    if args.out and request.batch_size > 1:
-        raise ValueError("--out names one file; use --outdir for a batch.")
-    fmt = args.format or (args.out.suffix.lstrip(".").lower() if args.out else "png")
     cache = PipelineCache(device=args.device)
-    progress = None if args.quiet else _Progress()
-    result = generate(request, cache, on_step=progress, preview_every=0)
-    if progress:
-        progress.done(result.elapsed_s)
+    for k, job in enumerate(jobs, start=1):
+        if len(jobs) > 1 and not args.quiet:
+            print(f"job {k}/{len(jobs)}: seed {job.seed}", file=sys.stderr)
+        progress = None if args.quiet else _Progress()
+        result = generate(job, cache, on_step=progress, preview_every=0)
+        if progress:
+            progress.done(result.elapsed_s)
+        for path in _save(result, job, args):
+            print(path, flush=True)  # as each job ends: an interrupted run still lists its files
+    return 0
+
+
+def _save(
+    result: GenerationResult, request: GenerationRequest, args: argparse.Namespace
+) -> list[Path]:
+    from studio.engine.output import OutputFolder, save_result
+
+    fmt = args.format or (args.out.suffix.lstrip(".").lower() if args.out else "png")
     if args.out:
         from studio.engine.metadata import write_image
 
@@ -260,12 +286,8 @@ def _run_and_save(request: GenerationRequest, args: argparse.Namespace) -> int:
             seed=result.seeds[0],
             format=fmt,
         )
-        paths = [args.out]
-    else:
-        paths = save_result(result, OutputFolder(args.outdir), format=fmt)
-    for path in paths:
-        print(path)
-    return 0
+        return [args.out]
+    return save_result(result, OutputFolder(args.outdir), format=fmt)
 
 
 class _Progress:

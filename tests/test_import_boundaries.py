@@ -22,3 +22,11 @@ def test_engine_imports_no_qt():
         "studio.engine.output, studio.engine.masks, studio.engine.control, studio.cli"
     )
     assert not {m for m in modules if m.startswith(("PySide6", "studio.ui"))}
+
+
+def test_request_checks_seeds_and_batches_import_no_torch():
+    # the GUI checks a request on click and the CLI before the model loads: neither waits for torch
+    modules = _modules_after(
+        "import studio.engine.checks, studio.engine.batch, studio.engine.seeds"
+    )
+    assert not modules & {"torch", "diffusers", "transformers", "cv2"}

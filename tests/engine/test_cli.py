@@ -119,3 +119,55 @@ def test_a_16_bit_init_image_is_not_white(tmp_path):
     Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(path)
     assert _open_image(path, "RGB").getpixel((0, 0)) == (156, 156, 156)
     assert _open_image(path, "L").getpixel((0, 0)) == 156
+
+
+BIG_SEED = 5_000_000_000  # beyond 32 bits: the CLI and the metadata keep all of it
+
+
+def test_a_64_bit_seed_travels_through_cli_metadata_and_regenerate(tiny_model, tmp_path, capsys):
+    from studio.engine.generate import generate
+    from studio.engine.pipelines import PipelineCache
+    from studio.engine.request import GenerationRequest
+
+    out = tmp_path / "big.png"
+    args = ["generate", "-m", str(tiny_model), "-p", "x", "--steps", "3", "-q"]
+    assert main([*args, "--seed", str(BIG_SEED), "-o", str(out)]) == 0
+    assert read_settings(out).request.seed == BIG_SEED
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert f"seed:            {BIG_SEED}\n" in capsys.readouterr().out
+
+    request = GenerationRequest(model=str(tiny_model), prompt="x", steps=3, seed=BIG_SEED,
+                                width=64, height=64)  # fmt: skip
+    cache = PipelineCache()
+    direct = np.asarray(generate(request, cache).images[0])
+    assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), direct)
+    again = tmp_path / "again.png"
+    assert main(["regenerate", str(out), "-o", str(again), "-q"]) == 0
+    assert np.array_equal(np.asarray(Image.open(again).convert("RGB")), direct)
+    assert read_settings(again).request.seed == BIG_SEED
+
+
+def test_a_seed_past_int64_is_refused_in_one_line(tiny_model, tmp_path, capsys):
+    code = main(
+        ["generate", "-m", str(tiny_model), "--seed", str(2**63), "--outdir", str(tmp_path)]
+    )
+    assert code == 2  # like every invalid option
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"Seed must be between 0 and {2**63 - 1}" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_batch_count_saves_every_image_with_continuing_seeds(tiny_model, tmp_path, capsys):
+    args = ["generate", "-m", str(tiny_model), "-p", "x", "--steps", "2", "-q"]
+    first = 2**32 - 1
+    code = main([*args, "--seed", str(first), "--batch-size", "2", "--batch-count", "2",
+                 "--outdir", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    paths = capsys.readouterr().out.split()
+    seeds = [read_settings(p).image_seed for p in paths]
+    assert seeds == [first, first + 1, first + 2, first + 3]  # no wrap at 2**32
+    assert main([*args, "--batch-count", "2", "-o", str(tmp_path / "one.png")]) == 2
+    assert "--out names one file" in capsys.readouterr().err
+    code = main([*args, "--seed", str(2**63 - 1), "--batch-count", "2", "--outdir", str(tmp_path)])
+    assert code == 2 and "largest seed" in capsys.readouterr().err

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.engine.generate import check_request, generate
+from studio.engine.checks import check_request
+from studio.engine.generate import generate
 from studio.engine.masks import prepare_mask
 from studio.engine.pipelines import PipelineCache
 from studio.engine.request import GenerationRequest, StepUpdate
