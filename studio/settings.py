@@ -16,42 +16,41 @@ from typing import Any
 
 from studio import paths
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FILE_NAME = "settings.json"
 
 
-@dataclass
-class LastValues:
-    """What the generation widgets showed when the app was closed."""
-
-    model: str = "demo"
-    prompt: str = ""
-    negative_prompt: str = ""
-    sampler: str = "DPM++ 2M Karras"
-    schedule_type: str = "Automatic"
-    steps: int = 20
-    cfg_scale: float = 7.0
-    seed: int = -1
-    width: int = 128
-    height: int = 128
-    batch_count: int = 1
-    batch_size: int = 1
-    strength: float = 0.75
-    mode: str = "txt2img"
+# what v1 kept flat at the top level; since v2 these live in `last`
+_V1_LAST_KEYS = (
+    "model",
+    "prompt",
+    "negative_prompt",
+    "sampler",
+    "schedule_type",
+    "steps",
+    "cfg_scale",
+    "seed",
+    "width",
+    "height",
+    "batch_count",
+    "batch_size",
+    "strength",
+    "mode",
+)
 
 
 @dataclass
 class Settings:
     schema_version: int = SCHEMA_VERSION
     output_dir: str = ""  # empty: the platform's pictures folder (paths.default_output_dir)
-    preview_every: int = 1  # steps between live previews; 0 turns them off
-    preview_source: str = "x0"  # "x0" (predicted clean image) or "xt" (noisy latent)
     image_format: str = "png"
     known_models: list[str] = field(default_factory=list)
     model_folders: list[str] = field(default_factory=list)
     window_geometry: str = ""  # base64 of QWidget.saveGeometry()
     window_state: str = ""  # base64 of QMainWindow.saveState()
-    last: LastValues = field(default_factory=LastValues)
+    # the persistent properties of the window's state, by name (studio.ui.persistence): the state
+    # class declares them and checks their types when they are read back
+    last: dict[str, Any] = field(default_factory=dict)
 
     def output_path(self) -> Path:
         return Path(self.output_dir) if self.output_dir else paths.default_output_dir()
@@ -68,18 +67,17 @@ class Settings:
             if f.name not in data or f.name == "schema_version":
                 continue
             if f.name == "last":
-                settings.last = _fill(LastValues(), data["last"])
+                settings.last = _json_scalars(data["last"])
             else:
                 _set_checked(settings, f.name, data[f.name])
         return settings
 
 
-def _fill(target: LastValues, data: Any) -> LastValues:
-    if isinstance(data, dict):
-        for name in (f.name for f in fields(target)):
-            if name in data:
-                _set_checked(target, name, data[name])
-    return target
+def _json_scalars(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {}
+    scalar = (str, int, float, bool, type(None))
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, scalar)}
 
 
 def _set_checked(target: Any, name: str, value: Any) -> None:
@@ -104,11 +102,18 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"settings schema_version {version!r} is not one this version can read")
     if version == 1:
         # v1 kept the last values flat at the top level and called the preview interval "preview_steps"
-        last = {k: data.pop(k) for k in list(data) if k in {f.name for f in fields(LastValues)}}
-        data["last"] = last
+        data["last"] = {k: data.pop(k) for k in list(data) if k in _V1_LAST_KEYS}
         if "preview_steps" in data:
             data["preview_every"] = data.pop("preview_steps")
         version = 2
+    if version == 2:
+        # v3: the preview choices are window state like the rest, kept in `last`
+        last = data.get("last") if isinstance(data.get("last"), dict) else {}
+        for key in ("preview_every", "preview_source"):
+            if key in data:
+                last[key] = data.pop(key)
+        data["last"] = last
+        version = 3
     data["schema_version"] = version
     return data
 

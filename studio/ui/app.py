@@ -74,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         QTimer.singleShot(0, report)
         return app.exec()
     # start the engine once the window has painted
-    QTimer.singleShot(0, window.worker.start)
+    QTimer.singleShot(0, window.session.start)
     if args.image is not None:
         QTimer.singleShot(0, lambda: window.open_image(args.image))
-    app.aboutToQuit.connect(window.worker.stop)  # closing by the window manager stops it too
+    app.aboutToQuit.connect(window.session.shutdown)  # closing by the window manager stops it too
     return app.exec()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import (
     QAction,
@@ -21,6 +21,7 @@ from PySide6.QtGui import (
     QKeySequence,
 )
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QLabel,
     QSlider,
@@ -30,35 +31,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine.images import as_mode, is_image_path, open_dialog_filter, open_image
 from studio.ui.canvas_view import CanvasView
 from studio.ui.images import numpy_to_qimage, pil_to_qimage, qimage_to_numpy, qimage_to_pil
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-OPEN_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
 MAX_BRUSH = 512
 MAX_FEATHER = 64
-
-
-def load_image_file(path: str | Path) -> Image.Image:
-    """An RGB image from a file, EXIF-rotated, transparency flattened on white."""
-    path = Path(path)
-    try:
-        with Image.open(path) as opened:
-            opened.load()
-            img = ImageOps.exif_transpose(opened)
-    except FileNotFoundError:
-        raise ValueError(f"No such file: {path}") from None
-    except (OSError, Image.DecompressionBombError, SyntaxError) as exc:
-        raise ValueError(f"Cannot open {path.name} as an image: {exc}") from None
-    return _to_rgb(img)
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
 
 
 class CanvasPanel(QWidget):
@@ -66,10 +44,11 @@ class CanvasPanel(QWidget):
     mask_changed = Signal()
     send_to_img2img_requested = Signal()
     send_to_inpaint_requested = Signal()
-    # extras for the window: a file was opened or dropped (to read its settings), a status text
+    # the user brought in a picture (open, paste, drop): it replaces the img2img input
+    user_image_changed = Signal()
+    # a file was opened or dropped (its settings can be offered), a status text
     image_opened = Signal(str)
     message = Signal(str)
-    feather_changed = Signal(int)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -94,7 +73,7 @@ class CanvasPanel(QWidget):
         unless keep_mask is False. Any step preview is dropped."""
         if not isinstance(img, Image.Image):
             raise ValueError(f"set_image needs a PIL image; got {type(img).__name__}.")
-        rgb = _to_rgb(img)
+        rgb = as_mode(img, "RGB")
         self._image = rgb
         self.view.set_image(pil_to_qimage(rgb), keep_mask=keep_mask)
         self._sync_enabled()
@@ -168,7 +147,8 @@ class CanvasPanel(QWidget):
 
     def load_file(self, path: str | Path) -> None:
         """Open an image file onto the canvas; raises ValueError with a readable message."""
-        self.set_image(load_image_file(path), keep_mask=False)  # a new picture: a fresh mask
+        self.set_image(open_image(path), keep_mask=False)  # a new picture: a fresh mask
+        self.user_image_changed.emit()
         self.image_opened.emit(str(path))
 
     # ---- actions and bars -----------------------------------------------------------------
@@ -266,8 +246,12 @@ class CanvasPanel(QWidget):
         self.feather_spin.setValue(4)
         self.feather_spin.setSuffix(" px")
         self.feather_spin.setToolTip("Mask blur: how softly the repainted area blends in")
-        self.feather_spin.valueChanged.connect(self.feather_changed)
         bar.addWidget(self.feather_spin)
+        self.only_masked_box = QCheckBox("Only masked", bar)
+        self.only_masked_box.setToolTip(
+            "Inpaint a crop around the mask at full resolution, then paste it back"
+        )
+        bar.addWidget(self.only_masked_box)
         return bar
 
     # ---- slots ----------------------------------------------------------------------------
@@ -321,7 +305,7 @@ class CanvasPanel(QWidget):
         self.message.emit(text)
 
     def _open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", OPEN_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", open_dialog_filter())
         if path:
             self._load_reporting(path)
 
@@ -341,19 +325,20 @@ class CanvasPanel(QWidget):
         if mime is None:
             return False
         for url in mime.urls() if mime.hasUrls() else []:
-            if url.isLocalFile() and url.toLocalFile().lower().endswith(IMAGE_SUFFIXES):
+            if url.isLocalFile() and is_image_path(url.toLocalFile()):
                 return self._load_reporting(url.toLocalFile())
         if mime.hasImage():
             qimg = QImage(mime.imageData())
             if not qimg.isNull():
                 self.set_image(qimage_to_pil(qimg), keep_mask=False)
+                self.user_image_changed.emit()
                 return True
         return False
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         mime = event.mimeData()
         has_file = any(
-            u.isLocalFile() and u.toLocalFile().lower().endswith(IMAGE_SUFFIXES)
+            u.isLocalFile() and is_image_path(u.toLocalFile())
             for u in (mime.urls() if mime.hasUrls() else [])
         )
         if has_file or mime.hasImage():

@@ -1,11 +1,12 @@
 """History: thumbnails of this session's results and of the output folder, a viewer and the metadata.
 
-Thumbnails of the folder load one per event-loop turn, so a folder of thousands of images never
-freezes the window. The metadata comes from studio.engine.metadata.read_settings.
+The folder is scanned and the metadata read on the session's background thread; thumbnails
+load one per event-loop turn, so a folder of thousands of images never freezes the window.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+from studio.engine.images import IMAGE_SUFFIXES
+from studio.engine.seeds import MAX_SEED
+from studio.ui.worker import BackgroundTask
+
 THUMB = 96
 MAX_FOLDER_ITEMS = 300  # the newest files; older ones stay on disk, out of the list
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -38,6 +42,19 @@ def load_thumbnail(path: Path, size: int = THUMB) -> QPixmap:
         reader.setScaledSize(full.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
     image = reader.read()
     return QPixmap.fromImage(image) if not image.isNull() else QPixmap()
+
+
+def scan_folder(folder: Path) -> list[Path]:
+    """The folder's newest images, and those of its date subfolders (a picture library below
+    stays unscanned). Runs on the background thread."""
+    files = []
+    for pattern in ("*", "*/*"):
+        try:
+            files += [p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES]
+        except OSError:
+            continue
+    files.sort(key=_mtime, reverse=True)
+    return files[:MAX_FOLDER_ITEMS]
 
 
 def metadata_text(path: Path) -> tuple[str, Any]:
@@ -107,15 +124,19 @@ class ImageLabel(QLabel):
 
 
 class Gallery(QWidget):
-    selected = Signal(object)  # Path of the image shown
-    reuse_settings_requested = Signal(object)  # Path
-    reuse_seed_requested = Signal(object)  # int; seeds exceed a C int
-    send_to_canvas_requested = Signal(object)  # Path
-    save_as_requested = Signal(object)  # Path
-    copy_requested = Signal(object)  # Path
+    selected = Signal(Path)  # the image shown
+    reuse_settings_requested = Signal(Path)
+    reuse_seed_requested = Signal("qlonglong")  # seeds exceed a C int
+    send_to_canvas_requested = Signal(Path)
+    save_as_requested = Signal(Path)
+    copy_requested = Signal(Path)
+    metadata_shown = Signal(Path)  # the metadata panel now describes this image
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, run_in_background: Callable[[BackgroundTask], None], parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
+        self._background = run_in_background
         self.list = QListWidget()
         self.list.setViewMode(QListWidget.ViewMode.IconMode)
         self.list.setIconSize(QSize(THUMB, THUMB))
@@ -174,6 +195,7 @@ class Gallery(QWidget):
 
         self._seed: int | None = None
         self._pending: list[Path] = []  # folder files whose thumbnails are still to load
+        self._scanning = False
         self._timer = QTimer(self, interval=0)
         self._timer.timeout.connect(self._load_one)
         self._set_actions_enabled(False)
@@ -203,23 +225,28 @@ class Gallery(QWidget):
             self.list.setCurrentRow(0)
 
     def load_folder(self, folder: Path) -> None:
-        """Queue the folder's newest images for thumbnailing, after this session's results."""
+        """Scan the folder off the UI thread, then thumbnail its newest images after this
+        session's results."""
         self._pending.clear()
-        files = []
-        # the folder and its date subfolders; a whole picture library below stays unscanned
-        for pattern in ("*", "*/*"):
-            try:
-                files += [p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES]
-            except OSError:
-                continue
-        files.sort(key=_mtime, reverse=True)
+        self._scanning = True
+        self._background(
+            BackgroundTask(
+                "gallery:scan", lambda: scan_folder(folder), self._scanned, self._no_scan
+            )
+        )
+
+    def _scanned(self, files: list[Path]) -> None:
+        self._scanning = False
         known = set(self.paths())
-        self._pending = [p for p in files[:MAX_FOLDER_ITEMS] if p not in known]
+        self._pending = [p for p in files if p not in known]
         if self._pending:
             self._timer.start()
 
+    def _no_scan(self, _error: str) -> None:
+        self._scanning = False
+
     def is_loading(self) -> bool:
-        return bool(self._pending)
+        return self._scanning or bool(self._pending)
 
     def _load_one(self) -> None:
         if not self._pending:
@@ -255,14 +282,29 @@ class Gallery(QWidget):
             self.viewer.setText(f"Cannot show {path.name}")
         else:
             self.viewer.set_image(pixmap)
-        text, result = metadata_text(path)
-        self.metadata.setPlainText(text)
-        self._seed = result.image_seed if result is not None else None
-        if result is not None and self._seed is None:
-            self._seed = result.request.seed
         self._set_actions_enabled(True)
+        self.reuse_settings.setEnabled(False)
+        self.reuse_seed.setEnabled(False)
+        self.metadata.setPlainText("Reading the settings…")
+        self._background(
+            BackgroundTask(
+                "gallery:metadata",
+                lambda: metadata_text(path),
+                lambda found: self._show_metadata(path, *found),
+            )
+        )
+
+    def _show_metadata(self, path: Path, text: str, result: Any) -> None:
+        if path != self.current_path():
+            return  # the selection moved on while this was read
+        self.metadata.setPlainText(text)
+        seed = result.image_seed if result is not None else None
+        if result is not None and seed is None:
+            seed = result.request.seed
+        self._seed = seed if seed is not None and 0 <= seed <= MAX_SEED else None
         self.reuse_settings.setEnabled(result is not None)
         self.reuse_seed.setEnabled(self._seed is not None)
+        self.metadata_shown.emit(path)
 
     def _set_actions_enabled(self, enabled: bool) -> None:
         for b in (

@@ -2,7 +2,7 @@
 
 The queue lives on the UI thread. It never runs anything itself: it emits `start_requested(job)`
 when the worker is free, and learns the outcome through `job_finished` / `job_failed` /
-`job_cancelled`, which the window connects to the worker's signals.
+`job_cancelled`, which the session calls when the worker reports.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ class Job:
 
 class JobQueue(QObject):
     changed = Signal()  # anything in the list or a state changed
-    start_requested = Signal(object)  # Job: the worker should run it now
-    job_done = Signal(object)  # Job, whatever its final state
+    start_requested = Signal(Job)  # the worker should run it now
+    job_done = Signal(Job)  # whatever its final state
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

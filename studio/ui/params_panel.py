@@ -24,15 +24,13 @@ from PySide6.QtWidgets import (
 
 from studio.engine.request import DEMO_MODEL_REF, MODES
 from studio.engine.samplers import SAMPLERS, SCHEDULE_TYPES
-from studio.ui.state import StudioState, bind
+from studio.ui.properties import bind
+from studio.ui.session import Session, round8
+from studio.ui.worker import LoadedModel
 
 ADD_FOLDER = "__add_folder__"
 ADD_FILE = "__add_file__"
 MAX_SIDE = 4096
-
-
-def round8(x: float) -> int:
-    return max(64, int(round(x / 8)) * 8)
 
 
 def size_presets(family: str, native: int) -> list[tuple[int, int]]:
@@ -64,9 +62,10 @@ def model_label(ref: str) -> str:
 class ParamsPanel(QWidget):
     add_model_requested = Signal(str)  # "folder" or "file": the window opens the dialog
 
-    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.session = session
+        self.state = state = session.state
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -127,7 +126,7 @@ class ParamsPanel(QWidget):
         self.dice.clicked.connect(lambda: setattr(state, "seed", -1))
         self.reuse_seed = QToolButton(text="♻")
         self.reuse_seed.setToolTip("Reuse the last seed")
-        self.reuse_seed.clicked.connect(self.reuse_last_seed)
+        self.reuse_seed.clicked.connect(session.reuse_last_seed)
         state.last_seed_changed.connect(lambda s: self.reuse_seed.setEnabled(s >= 0))
         self.reuse_seed.setEnabled(state.last_seed >= 0)
         form.addRow("Seed", _row(self.seed, self.dice, self.reuse_seed))
@@ -182,6 +181,10 @@ class ParamsPanel(QWidget):
         form.addRow("Strength", _row(self.strength, self.strength_label))
         state.mode_changed.connect(self._mode_changed)
         self._mode_changed(state.mode)
+        for ref in session.known_models:
+            self.add_model(ref)
+        session.known_models_changed.connect(lambda refs: [self.add_model(r) for r in refs])
+        session.loaded_model_changed.connect(self._model_loaded)
         self._show_model(state.model)
 
     # ---- model picker --------------------------------------------------------------------
@@ -189,10 +192,6 @@ class ParamsPanel(QWidget):
         if self.model.findData(ref) < 0:
             self.model.insertItem(self.model.count() - 3, model_label(ref), ref)
             self.model.setItemData(self.model.findData(ref), ref, Qt.ItemDataRole.ToolTipRole)
-
-    def known_models(self) -> list[str]:
-        refs = [self.model.itemData(i) for i in range(self.model.count())]
-        return [r for r in refs if r and r not in (DEMO_MODEL_REF, ADD_FOLDER, ADD_FILE)]
 
     def _show_model(self, ref: str) -> None:
         self.add_model(ref)
@@ -204,7 +203,11 @@ class ParamsPanel(QWidget):
             self._show_model(self.state.model)  # the dialog result, if any, changes the state
             self.add_model_requested.emit("folder" if ref == ADD_FOLDER else "file")
         elif ref:
-            self.state.model = ref
+            self.session.load_model(ref)
+
+    def _model_loaded(self, loaded: LoadedModel | None) -> None:
+        if loaded is not None:
+            self.set_family(loaded.info.family, loaded.info.native_size)
 
     # ---- size ------------------------------------------------------------------------------
     def set_family(self, family: str, native: int) -> None:
@@ -232,10 +235,6 @@ class ParamsPanel(QWidget):
         self.size_preset.setCurrentIndex(max(index, 0))
 
     # ---- misc ------------------------------------------------------------------------------
-    def reuse_last_seed(self) -> None:
-        if self.state.last_seed >= 0:
-            self.state.seed = self.state.last_seed
-
     def _mode_changed(self, mode: str) -> None:
         self.strength.setEnabled(mode != "txt2img")
 

@@ -18,15 +18,18 @@ from PySide6.QtWidgets import (
 )
 
 from studio.settings import Settings
+from studio.ui.state import StudioState
 
 FORMATS = ("png", "jpeg", "webp")
 PREVIEW_SOURCES = (("Predicted clean image x̂₀", "x0"), ("Noisy latent xₜ", "xt"))
 
 
 class SettingsDialog(QDialog):
-    """Edits a copy of the values; `apply_to(settings)` writes them back after Accept."""
+    """Edits a copy of the values; `apply_to(settings, state)` writes them back after Accept."""
 
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, settings: Settings, state: StudioState, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         form = QFormLayout()
@@ -46,7 +49,7 @@ class SettingsDialog(QDialog):
         form.addRow("Auto-save format", self.image_format)
 
         self.preview_every = QSpinBox(minimum=0, maximum=50)
-        self.preview_every.setValue(settings.preview_every)
+        self.preview_every.setValue(state.preview_every)
         self.preview_every.setSpecialValueText("off")
         self.preview_every.setSuffix(" steps")
         self.preview_every.setToolTip("Show the image being made every N steps (0 = no previews)")
@@ -56,7 +59,7 @@ class SettingsDialog(QDialog):
         for label, value in PREVIEW_SOURCES:
             self.preview_source.addItem(label, value)
         self.preview_source.setCurrentIndex(
-            max(0, self.preview_source.findData(settings.preview_source))
+            max(0, self.preview_source.findData(state.preview_source))
         )
         form.addRow("Preview shows", self.preview_source)
 
@@ -83,11 +86,11 @@ class SettingsDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(buttons)
 
-    def apply_to(self, settings: Settings) -> None:
-        settings.output_dir = self.output_dir.text().strip()
+    def apply_to(self, settings: Settings, state: StudioState) -> None:
+        """Output folder, format and model folders go to the settings, previews to the state."""
         settings.image_format = self.image_format.currentText()
-        settings.preview_every = self.preview_every.value()
-        settings.preview_source = self.preview_source.currentData()
+        state.preview_every = self.preview_every.value()
+        state.preview_source = self.preview_source.currentData()
         settings.model_folders = [
             self.model_folders.item(i).text() for i in range(self.model_folders.count())
         ]

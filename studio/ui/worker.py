@@ -1,24 +1,36 @@
-"""The one long-lived worker thread that runs the engine.
+"""The UI's two long-lived threads: one runs the engine, one does everything else that is slow.
 
-Everything that needs torch is imported inside the worker's thread, after the window is shown.
-Signals carry CPU numpy arrays, PIL images and plain dataclasses, never tensors. Cancel is a
-`threading.Event` on the job, set directly from the UI thread: a queued slot would not run while
-this thread is busy inside the pipeline.
+- `GenerationThread`: the engine. Everything that needs torch is imported inside it, after the
+  window is shown. It reports through one typed signal, `message(WorkerMessage)`, carrying CPU
+  numpy arrays, PIL images and plain dataclasses, never tensors. Cancel is a `threading.Event` on
+  the job, set directly from the UI thread: a queued slot would not run while this thread is busy
+  inside the pipeline.
+- `BackgroundThread`: reading metadata of dropped or selected images, control-map previews,
+  folder scans. A dropped image never waits behind a long job, and nothing waits on the UI thread.
 """
 
 from __future__ import annotations
 
 import copy
+import enum
 import gc
 import logging
+import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from studio.ui.jobs import Job
+
+if TYPE_CHECKING:
+    from studio.engine.models import ModelInfo
+    from studio.engine.request import GenerationResult, StepUpdate
+    from studio.engine.samplers import ScheduleCurve
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +38,39 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class LoadedModel:
     ref: str
-    info: Any  # studio.engine.models.ModelInfo
+    info: ModelInfo
     device: str
     dtype: str
-    tokenizer: Any  # a private copy for the UI thread's token count, or None
+    tokenizer: Any  # a private copy of the model's tokenizer for the UI thread, or None
     load_s: float
+
+
+class WorkerEvent(enum.Enum):
+    status = "status"  # text: what the engine is doing
+    ready = "ready"  # the engine is imported: jobs can run
+    model_loading = "model_loading"  # ref
+    model_loaded = "model_loaded"  # loaded
+    model_failed = "model_failed"  # ref, text
+    job_started = "job_started"  # job
+    schedule = "schedule"  # job, curve
+    step = "step"  # job, update
+    job_finished = "job_finished"  # job, result, paths
+    job_failed = "job_failed"  # job, text
+
+
+@dataclass(frozen=True)
+class WorkerMessage:
+    """One report of the generation worker; which fields are set depends on the event."""
+
+    event: WorkerEvent
+    job: Job | None = None
+    text: str = ""
+    ref: str = ""
+    loaded: LoadedModel | None = None
+    update: StepUpdate | None = None
+    curve: ScheduleCurve | None = None
+    result: GenerationResult | None = None
+    paths: tuple[Path, ...] = ()
 
 
 _frozen = False
@@ -51,16 +91,7 @@ def error_text(exc: BaseException) -> str:
 
 
 class GenerationWorker(QObject):
-    status = Signal(str)
-    model_loading = Signal(str)  # ref
-    model_loaded = Signal(object)  # LoadedModel
-    model_failed = Signal(str, str)  # ref, message
-    ready = Signal()  # the engine is imported: jobs can run
-    job_started = Signal(object)  # Job
-    schedule = Signal(object, object)  # Job, ScheduleCurve
-    step = Signal(object, object)  # Job, StepUpdate
-    finished = Signal(object, object, object)  # Job, GenerationResult, list[Path]
-    failed = Signal(object, str)  # Job, message
+    message = Signal(WorkerMessage)
 
     def __init__(self, device: str | None = None, initial_model: str | None = None) -> None:
         super().__init__()
@@ -68,9 +99,12 @@ class GenerationWorker(QObject):
         self._initial_model = initial_model
         self._cache: Any = None
 
+    def _say(self, event: WorkerEvent, **fields: Any) -> None:
+        self.message.emit(WorkerMessage(event, **fields))
+
     @Slot()
     def initialize(self) -> None:
-        self.status.emit("Starting the engine…")
+        self._say(WorkerEvent.status, text="Starting the engine…")
         try:
             import studio.engine.generate  # noqa: F401  (torch, diffusers: imported here, once)
             from studio.engine.pipelines import PipelineCache
@@ -82,9 +116,9 @@ class GenerationWorker(QObject):
             self._cache = PipelineCache(self._device)
         except Exception as exc:  # a broken install must show, not kill the thread silently
             log.exception("engine start failed")
-            self.status.emit(f"Engine failed to start: {error_text(exc)}")
+            self._say(WorkerEvent.status, text=f"Engine failed to start: {error_text(exc)}")
             return
-        self.ready.emit()
+        self._say(WorkerEvent.ready)
         if self._initial_model:
             self.load_model(self._initial_model)
 
@@ -96,87 +130,72 @@ class GenerationWorker(QObject):
         """Load `ref`; returns the error message, or "" when it loaded."""
         if self._cache is None:
             return "The engine did not start."
-
-        self.model_loading.emit(ref)
+        self._say(WorkerEvent.model_loading, ref=ref)
         start = time.perf_counter()
         try:
-            info = self._cache.load(ref, on_status=self.status.emit)
-            tokenizer = self._tokenizer()
+            info = self._cache.load(ref, on_status=lambda t: self._say(WorkerEvent.status, text=t))
+            tokenizer = self._cache.tokenizer
+            # the UI thread counts tokens while this thread may be encoding: give it its own copy
+            tokenizer = copy.deepcopy(tokenizer) if tokenizer is not None else None
         except Exception as exc:
             log.exception("model load failed")
-            self.model_failed.emit(ref, error_text(exc))
+            self._say(WorkerEvent.model_failed, ref=ref, text=error_text(exc))
             return error_text(exc)
-        self.model_loaded.emit(
-            LoadedModel(
-                ref,
-                info,
-                str(self._cache.device),
-                str(self._cache.dtype).replace("torch.", ""),
-                tokenizer,
-                time.perf_counter() - start,
-            )
-        )
+        device, dtype = str(self._cache.device), str(self._cache.dtype).replace("torch.", "")
+        loaded = LoadedModel(ref, info, device, dtype, tokenizer, time.perf_counter() - start)
+        self._say(WorkerEvent.model_loaded, ref=ref, loaded=loaded)
         return ""
 
-    def _tokenizer(self) -> Any:
-        tokenizer = self._cache.tokenizer
-        # the UI thread counts tokens while this thread may be encoding: give it its own copy
-        return copy.deepcopy(tokenizer) if tokenizer is not None else None
-
-    @Slot(object)
+    @Slot(Job)
     def run_job(self, job: Job) -> None:
-        self.job_started.emit(job)
+        self._say(WorkerEvent.job_started, job=job)
         if self._cache is None:
-            self.failed.emit(job, "The engine did not start; see the status bar.")
+            self._say(WorkerEvent.job_failed, job=job, text="The engine did not start.")
             return
         info = self._cache.info
         if info is None or info.ref != job.request.model:
-            # shows "Loading…" like any other load
-            error = self._load(job.request.model)
+            error = self._load(job.request.model)  # shows "Loading…" like any other load
             if error:
-                self.failed.emit(job, error)
+                self._say(WorkerEvent.job_failed, job=job, text=error)
                 return
         try:
             from studio.engine.generate import generate
             from studio.engine.output import OutputFolder, save_result
 
-            self._emit_schedule(job)
-
-            def on_step(update: Any) -> None:
-                self.step.emit(job, update)
-
+            self._send_schedule(job)
             result = generate(
                 job.request,
                 self._cache,
-                on_step=on_step,
+                on_step=lambda update: self._say(WorkerEvent.step, job=job, update=update),
                 cancel=job.cancel,
                 preview_every=job.preview_every,
                 preview_source=job.preview_source,
             )
-            paths = []
+            paths: list[Path] = []
             if not result.cancelled and result.images and job.output_dir is not None:
                 paths = save_result(result, OutputFolder(job.output_dir), format=job.image_format)
         except Exception as exc:
             log.error("job %s failed:\n%s", job.id, traceback.format_exc())
-            self.failed.emit(job, error_text(exc))
+            self._say(WorkerEvent.job_failed, job=job, text=error_text(exc))
             return
-        self.finished.emit(job, result, paths)
+        self._say(WorkerEvent.job_finished, job=job, result=result, paths=tuple(paths))
 
-    def _emit_schedule(self, job: Job) -> None:
+    def _send_schedule(self, job: Job) -> None:
         # the plot is an extra: a failure here must not fail the job
         try:
             from studio.engine.samplers import schedule_curve
 
-            self.schedule.emit(job, schedule_curve(self._cache.scheduler_config, job.request))
+            curve = schedule_curve(self._cache.scheduler_config, job.request)
+            self._say(WorkerEvent.schedule, job=job, curve=curve)
         except Exception:
             log.debug("no schedule curve for job %s", job.id, exc_info=True)
 
 
-class WorkerThread(QObject):
-    """Owns the QThread and the worker living in it; the UI talks to the worker through this."""
+class GenerationThread(QObject):
+    """Owns the QThread and the worker living in it; the session talks to the worker here."""
 
     _load = Signal(str)
-    _run = Signal(object)
+    _run = Signal(Job)
 
     def __init__(
         self,
@@ -189,14 +208,15 @@ class WorkerThread(QObject):
         self.thread.setObjectName("GenerationWorker")
         self.worker = GenerationWorker(device, initial_model)
         self.worker.moveToThread(self.thread)
+        self.message = self.worker.message
         self.thread.started.connect(self.worker.initialize)
         self._load.connect(self.worker.load_model)
         self._run.connect(self.worker.run_job)
         self._current: Job | None = None
-        self.worker.job_started.connect(self._set_current)
 
     def start(self) -> None:
-        self.thread.start()
+        if not self.thread.isRunning():
+            self.thread.start()
 
     def load_model(self, ref: str) -> None:
         self._load.emit(ref)
@@ -204,9 +224,6 @@ class WorkerThread(QObject):
     def run(self, job: Job) -> None:
         self._current = job
         self._run.emit(job)
-
-    def _set_current(self, job: Job) -> None:
-        self._current = job
 
     def is_running(self) -> bool:
         return self.thread.isRunning()
@@ -218,3 +235,87 @@ class WorkerThread(QObject):
         if self.thread.isRunning():
             self.thread.quit()
             self.thread.wait()
+
+
+# ---- the second thread: everything slow that is not generation ------------------------------
+@dataclass(frozen=True)
+class BackgroundTask:
+    key: str  # a newer task with the same key replaces one still waiting (only the latest counts)
+    run: Callable[[], object]  # runs on the background thread
+    done: Callable[[object], None]  # called on the UI thread with what `run` returned
+    failed: Callable[[str], None] | None = None  # on the UI thread, with a user-readable line
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    task: BackgroundTask
+    result: object = None
+    error: str = ""
+
+
+class BackgroundThread(QThread):
+    """One long-lived thread that runs small tasks in order, newest per key."""
+
+    finished_task = Signal(TaskOutcome)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("BackgroundWorker")
+        self._wake = threading.Condition()
+        self._pending: dict[str, BackgroundTask] = {}
+        self._stopping = False
+        self.finished_task.connect(self._deliver)  # queued: emitted from the thread
+
+    def submit(self, task: BackgroundTask) -> None:
+        with self._wake:
+            if self._stopping:
+                return
+            self._pending.pop(task.key, None)  # re-queue at the end, replacing an older one
+            self._pending[task.key] = task
+            self._wake.notify()
+        if not self.isRunning():
+            self.start()
+
+    def stop(self) -> None:
+        """Drop what waits and end the thread once the running task returns (at shutdown)."""
+        with self._wake:
+            self._stopping = True
+            self._pending.clear()
+            self._wake.notify()
+        if self.isRunning():
+            self.wait()
+
+    def is_idle(self) -> bool:
+        with self._wake:
+            return not self._pending and not self._busy
+
+    _busy = False
+
+    def run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                task = self._pending.pop(next(iter(self._pending)))
+                self._busy = True
+            try:
+                outcome = TaskOutcome(task, result=task.run())
+            except ValueError as exc:  # written for users
+                outcome = TaskOutcome(task, error=str(exc))
+            except Exception as exc:  # a broken file or package: report, never take the UI down
+                log.warning("background task %s failed", task.key, exc_info=True)
+                outcome = TaskOutcome(task, error=error_text(exc))
+            with self._wake:
+                self._busy = False
+            self.finished_task.emit(outcome)
+
+    def _deliver(self, outcome: TaskOutcome) -> None:
+        if self._stopping:
+            return
+        if outcome.error:
+            if outcome.task.failed is not None:
+                outcome.task.failed(outcome.error)
+        else:
+            outcome.task.done(outcome.result)

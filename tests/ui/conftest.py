@@ -60,10 +60,19 @@ def write_settings(config_dir: Path, **last: object) -> None:
     from studio.settings import Settings, save
 
     settings = Settings()
-    for key, value in last.items():
-        setattr(settings.last, key, value)
+    settings.last.update(last)
     save(settings, config_dir / "settings.json")
     json.loads((config_dir / "settings.json").read_text())  # it must be valid
+
+
+@pytest.fixture
+def session(qtbot, tmp_path: Path) -> Iterator[object]:
+    """A session without a window and without a started engine: for widgets bound to it."""
+    from studio.ui.session import Session
+
+    s = Session(config_dir=tmp_path / "config", output_dir=tmp_path / "out", device="cpu")
+    yield s
+    s.shutdown()
 
 
 @pytest.fixture
@@ -97,12 +106,14 @@ def make_window(qtbot, tmp_path: Path, tiny_model: Path) -> Iterator[Callable[..
         window.show()
         if wait_loaded:
             # the window's own slot records the load, so a fast load cannot be missed
-            qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
+            qtbot.waitUntil(lambda: window.session.loaded_model is not None, timeout=60_000)
         return window
 
     make.config_dir = config_dir  # type: ignore[attr-defined]
     make.output_dir = output_dir  # type: ignore[attr-defined]
     yield make
     for window in opened:
-        if shiboken6.isValid(window) and window.worker.is_running():
+        if shiboken6.isValid(window) and (
+            window.session.worker.is_running() or window.session.background.isRunning()
+        ):
             window.close()

@@ -322,7 +322,7 @@ def test_open_file_and_bad_file(qtbot, panel, tmp_path):
     assert panel.mask_array() is None  # a new picture gets a fresh mask
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
-    with pytest.raises(ValueError, match="Cannot open broken.png"):
+    with pytest.raises(ValueError, match="broken.png is not an image"):
         panel.load_file(bad)
     with pytest.raises(ValueError, match="No such file"):
         panel.load_file(tmp_path / "missing.png")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from studio.settings import SCHEMA_VERSION, LastValues, Settings, load, save, settings_path
+from studio.settings import SCHEMA_VERSION, Settings, load, save, settings_path
 
 
 def test_settings_round_trip(tmp_path: Path) -> None:
     path = settings_path(tmp_path / "config")
-    settings = Settings(output_dir=str(tmp_path / "out"), preview_every=3, preview_source="xt")
+    settings = Settings(output_dir=str(tmp_path / "out"), image_format="webp")
     settings.known_models = ["/models/a", "/models/b.safetensors"]
-    settings.last = LastValues(prompt="a cat", steps=12, cfg_scale=4.5, seed=2**40, width=512)
+    settings.last = {"prompt": "a cat", "steps": 12, "cfg_scale": 4.5, "seed": 2**40}
     save(settings, path)
 
     outcome = load(path)
@@ -52,17 +52,16 @@ def test_a_json_list_or_a_future_schema_counts_as_corrupt(tmp_path: Path) -> Non
 def test_wrong_types_fall_back_one_key_at_a_time(tmp_path: Path) -> None:
     path = settings_path(tmp_path)
     data = Settings().to_dict()
-    data["preview_every"] = "often"  # wrong type: default
+    data["image_format"] = 3  # wrong type: default
     data["known_models"] = ["/ok", 3]  # a bad element: default
-    data["last"]["steps"] = 33  # fine
-    data["last"]["prompt"] = None  # wrong type: default
-    data["last"]["cfg_scale"] = 5  # an int where a float goes is fine
+    data["last"] = {"steps": 33, "prompt": [1], "nested": {"a": 1}}  # no containers in `last`
     data["unknown_key"] = 1
     path.write_text(json.dumps(data))
     s = load(path).settings
-    assert s.preview_every == Settings().preview_every
+    assert s.image_format == Settings().image_format
     assert s.known_models == []
-    assert s.last.steps == 33 and s.last.prompt == "" and s.last.cfg_scale == 5.0
+    # the state checks each value's type when it takes them (tests/ui/test_state.py)
+    assert s.last == {"steps": 33}
 
 
 def test_version_1_files_are_migrated(tmp_path: Path) -> None:
@@ -81,11 +80,15 @@ def test_version_1_files_are_migrated(tmp_path: Path) -> None:
     outcome = load(path)
     assert outcome.corrupt_copy is None
     s = outcome.settings
-    assert (s.last.prompt, s.last.steps, s.preview_every, s.output_dir) == (
-        "old prompt",
-        9,
-        4,
-        "/x",
-    )
+    assert s.last == {"prompt": "old prompt", "steps": 9, "preview_every": 4}
+    assert s.output_dir == "/x"
     save(s, path)
     assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+
+
+def test_version_2_preview_choices_move_into_the_last_values(tmp_path: Path) -> None:
+    path = settings_path(tmp_path)
+    v2 = {"schema_version": 2, "preview_every": 3, "preview_source": "xt", "last": {"steps": 8}}
+    path.write_text(json.dumps(v2))
+    s = load(path).settings
+    assert s.last == {"steps": 8, "preview_every": 3, "preview_source": "xt"}

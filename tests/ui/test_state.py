@@ -7,8 +7,9 @@ from PIL import Image
 from PySide6.QtWidgets import QComboBox, QLineEdit, QPlainTextEdit, QSpinBox
 
 from studio.engine.request import GenerationRequest, ScheduleOptions
-from studio.settings import LastValues
-from studio.ui.state import MAX_SEED, StudioState, bind
+from studio.ui.persistence import persisted, restore
+from studio.ui.properties import bind
+from studio.ui.state import StudioState
 
 
 def test_properties_emit_only_real_changes_and_check_types(qtbot) -> None:
@@ -23,8 +24,13 @@ def test_properties_emit_only_real_changes_and_check_types(qtbot) -> None:
     assert state.cfg_scale == 5.0 and isinstance(state.cfg_scale, float)
     with pytest.raises(TypeError):
         state.steps = "many"
-    state.seed = 2**40  # beyond a C int: signals carry it intact
-    assert state.seed == 2**40
+    seeds: list[int] = []
+    state.seed_changed.connect(seeds.append)
+    state.seed = 5_000_000_000  # beyond a C int: the signal carries it intact
+    state.seed = 2**63 - 1
+    assert seeds == [5_000_000_000, 2**63 - 1]
+    with pytest.raises(TypeError):
+        state.steps = True  # a bool is not a step count
 
 
 def test_bound_widgets_follow_the_state_and_edit_it(qtbot) -> None:
@@ -54,31 +60,22 @@ def test_bound_widgets_follow_the_state_and_edit_it(qtbot) -> None:
     assert state.seed == 123
 
 
-def test_requests_one_per_batch_with_consecutive_seed_blocks(qtbot) -> None:
+def test_request_carries_the_settings_and_images_only_where_the_mode_uses_them(qtbot) -> None:
     state = StudioState()
-    state.prompt, state.seed, state.batch_count, state.batch_size = "p", 10, 3, 2
-    state.schedule_type = "Karras"
-    requests = state.requests()
-    assert [r.seed for r in requests] == [10, 12, 14]
-    assert all(r.batch_size == 2 and r.prompt == "p" for r in requests)
-    assert requests[0].schedule == ScheduleOptions(karras=True)
-
-    state.seed, state.batch_count = -1, 2
-    first, second = state.requests()
-    assert 0 <= first.seed <= MAX_SEED and second.seed == (first.seed + 2) % (MAX_SEED + 1)
-    assert state.seed == -1  # random stays random for the next Generate
-
-
-def test_images_go_only_into_the_modes_that_use_them(qtbot) -> None:
-    state = StudioState()
+    state.prompt, state.batch_size, state.schedule_type = "p", 2, "Karras"
+    state.mask_blur, state.inpaint_only_masked = 9, True
     image, mask = Image.new("RGB", (64, 64)), Image.new("L", (64, 64), 255)
-    assert state.requests(image, mask)[0].init_image is None  # txt2img
+    r = state.request(5_000_000_000, image, mask)
+    assert (r.seed, r.prompt, r.batch_size) == (5_000_000_000, "p", 2)
+    assert r.schedule == ScheduleOptions(karras=True)
+    assert r.init_image is None and r.mask is None  # txt2img
     state.mode = "img2img"
-    r = state.requests(image, mask)[0]
+    r = state.request(1, image, mask)
     assert r.init_image is image and r.mask is None
     state.mode = "inpaint"
-    r = state.requests(image, mask)[0]
+    r = state.request(1, image, mask)
     assert r.init_image is image and r.mask is mask
+    assert (r.mask_blur, r.inpaint_only_masked) == (9, True)
 
 
 def test_apply_request_and_last_values_round_trip(qtbot) -> None:
@@ -116,9 +113,10 @@ def test_apply_request_and_last_values_round_trip(qtbot) -> None:
     assert state.sampler == "DDIM"
 
     other = StudioState()
-    other.load_last(state.to_last())
-    assert other.to_last() == state.to_last()
-    bad = LastValues()
-    bad.steps = "x"  # type: ignore[assignment]  # a damaged value leaves the property as it was
-    other.load_last(bad)
-    assert other.steps == 5
+    saved = persisted(state)
+    assert "init_image" not in saved and "last_seed" not in saved  # not remembered
+    assert restore(other, saved) == []
+    assert persisted(other) == saved
+    # a damaged value leaves its property as it was, and only that one
+    assert restore(other, {"steps": "x", "seed": 2**40}) == ["steps"]
+    assert other.steps == 5 and other.seed == 2**40

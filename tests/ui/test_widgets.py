@@ -15,7 +15,6 @@ from studio.ui.images import qimage_to_numpy
 from studio.ui.params_panel import ParamsPanel, size_presets
 from studio.ui.prompt_panel import TOKEN_LIMIT, PromptEdit, estimate_tokens
 from studio.ui.schedule_plot import SchedulePlot
-from studio.ui.state import StudioState
 
 
 def test_opening_the_window_module_does_not_import_torch() -> None:
@@ -61,14 +60,14 @@ def test_token_count_uses_the_tokenizer_when_there_is_one(qtbot, tmp_path: Path)
     assert "d04030" in edit.counter.styleSheet()  # over the limit shows red
 
 
-def test_size_presets_follow_the_model_family_and_sizes_are_checked(qtbot) -> None:
+def test_size_presets_follow_the_model_family_and_sizes_are_checked(qtbot, session) -> None:
     assert (512, 512) in size_presets("sd1", 512)
     assert (768, 768) == size_presets("sd2", 768)[0]
     assert (1024, 1024) == size_presets("sdxl", 1024)[0]
     assert size_presets("small", 128)[0] == (128, 128)
 
-    state = StudioState()
-    panel = ParamsPanel(state)
+    state = session.state
+    panel = ParamsPanel(session)
     qtbot.addWidget(panel)
     panel.set_family("sd1", 512)
     panel.size_preset.setCurrentIndex(panel.size_preset.findData("512x768"))
@@ -83,9 +82,9 @@ def test_size_presets_follow_the_model_family_and_sizes_are_checked(qtbot) -> No
     assert panel.size_note.isHidden()
 
 
-def test_seed_dice_and_reuse_last(qtbot) -> None:
-    state = StudioState()
-    panel = ParamsPanel(state)
+def test_seed_dice_and_reuse_last(qtbot, session) -> None:
+    state = session.state
+    panel = ParamsPanel(session)
     qtbot.addWidget(panel)
     state.seed = 5
     assert not panel.reuse_seed.isEnabled()
@@ -96,15 +95,15 @@ def test_seed_dice_and_reuse_last(qtbot) -> None:
     assert state.seed == -1
 
 
-def test_model_picker_adds_models_and_asks_for_more(qtbot) -> None:
-    state = StudioState()
-    panel = ParamsPanel(state)
+def test_model_picker_adds_models_and_asks_for_more(qtbot, session) -> None:
+    state = session.state
+    panel = ParamsPanel(session)
     qtbot.addWidget(panel)
     asked: list[str] = []
     panel.add_model_requested.connect(asked.append)
-    state.model = "/models/my-model"
+    session.load_model("/models/my-model")
     assert panel.model.currentText() == "my-model"
-    assert panel.known_models() == ["/models/my-model"]
+    assert session.known_models == ["/models/my-model"]
     panel.model.activated.emit(panel.model.findData("__add_folder__"))
     assert asked == ["folder"] and panel.model.currentData() == "/models/my-model"
     panel.model.activated.emit(0)
@@ -163,7 +162,10 @@ def test_gallery_lists_the_folder_and_shows_metadata(qtbot, tmp_path: Path) -> N
         )
     (folder / "notes.txt").write_text("not an image")
 
-    gallery = Gallery()
+    from studio.ui.worker import BackgroundThread
+
+    background = BackgroundThread()
+    gallery = Gallery(background.submit)
     qtbot.addWidget(gallery)
     gallery.load_folder(folder)
     qtbot.waitUntil(lambda: not gallery.is_loading(), timeout=5000)
@@ -171,14 +173,17 @@ def test_gallery_lists_the_folder_and_shows_metadata(qtbot, tmp_path: Path) -> N
 
     seeds: list[int] = []
     gallery.reuse_seed_requested.connect(seeds.append)
-    gallery.select(folder / "day" / "2.png")
+    with qtbot.waitSignal(gallery.metadata_shown):  # read on the background thread
+        gallery.select(folder / "day" / "2.png")
     assert "picture 2" in gallery.metadata.toPlainText()
     gallery.reuse_seed.click()
     assert seeds == [2]
 
     new = folder / "day" / "3.png"
     Image.new("RGB", (64, 64)).save(new)  # no settings inside
-    gallery.add_results([new])
+    with qtbot.waitSignal(gallery.metadata_shown):
+        gallery.add_results([new])
     assert gallery.paths()[0] == new and gallery.current_path() == new
     assert "No generation settings" in gallery.metadata.toPlainText()
     assert not gallery.reuse_settings.isEnabled()
+    background.stop()

@@ -13,6 +13,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QTextCursor
 
 from studio.engine.metadata import read_settings
 from studio.ui.jobs import JobState
+from studio.ui.worker import WorkerEvent, WorkerMessage
 
 
 def _images(folder: Path) -> list[Path]:
@@ -20,8 +21,8 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _generate(qtbot, window, timeout: int = 60_000):
-    with qtbot.waitSignal(window.job_done, timeout=timeout) as blocker:
-        jobs = window.generate()
+    with qtbot.waitSignal(window.session.job_done, timeout=timeout) as blocker:
+        jobs = window.session.generate()
         assert jobs, window.banner.text()
     return blocker.args[0]
 
@@ -29,15 +30,15 @@ def _generate(qtbot, window, timeout: int = 60_000):
 def test_generate_end_to_end_saves_image_with_metadata_and_shows_previews_first(qtbot, make_window):
     window = make_window()
     events: list[str] = []
-    window.preview_shown.connect(lambda update: events.append(f"preview {update.step}"))
-    window.job_done.connect(lambda job: events.append("final"))
-    window.state.negative_prompt = "blurry"
+    window.session.preview_ready.connect(lambda update: events.append(f"preview {update.step}"))
+    window.session.job_done.connect(lambda job: events.append("final"))
+    window.session.state.negative_prompt = "blurry"
     window.prompts.prompt.edit.moveCursor(QTextCursor.MoveOperation.End)
     qtbot.keyClicks(window.prompts.prompt.edit, ", on a table")  # through the widget
-    assert window.state.prompt == "a red cube, on a table"
+    assert window.session.state.prompt == "a red cube, on a table"
 
-    with qtbot.waitSignal(window.job_done, timeout=60_000) as blocker:
-        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(window.session.job_done, timeout=60_000) as blocker:
+        qtbot.mouseClick(window.queue_view.generate_button, Qt.MouseButton.LeftButton)
     job = blocker.args[0]
 
     assert job.state is JobState.done, job.error
@@ -53,38 +54,40 @@ def test_generate_end_to_end_saves_image_with_metadata_and_shows_previews_first(
     # previews arrived before the final image (the engine thins them out past its time budget)
     assert events[0] == "preview 1" and events[-1] == "final"
     assert events.count("final") == 1 and len(events) >= 2
-    assert window.progress.value() == window.progress.maximum()
+    assert window.status.progress.value() == window.status.progress.maximum()
     # the history lists it and its metadata panel shows the prompt
     assert window.gallery.paths() == files
-    assert "a red cube, on a table" in window.gallery.metadata.toPlainText()
-    assert window.state.last_seed == meta.request.seed
+    # its metadata is read on the background thread
+    qtbot.waitUntil(lambda: "a red cube, on a table" in window.gallery.metadata.toPlainText())
+    assert window.session.state.last_seed == meta.request.seed
     # the log-SNR plot got this job's schedule and marks its last step
     assert window.schedule_plot.current_timestep() is not None
-    assert window.progress.format().startswith("done in")
+    assert window.status.progress.format().startswith("done in")
 
 
 def test_cancel_mid_run_saves_nothing_and_the_next_job_runs(qtbot, make_window):
     window = make_window()
-    window.state.steps = 20
-    worker = window.worker.worker
+    window.session.state.steps = 20
+    worker = window.session.worker.worker
     steps_seen: list[int] = []
 
-    def cancel_on_first_step(job, update) -> None:
+    def cancel_on_first_step(message: WorkerMessage) -> None:
         # runs in the worker thread, inside the step callback: deterministic "mid-run"
-        steps_seen.append(update.step)
-        if update.step == 1:
-            job.cancel.set()  # what the Cancel button does, from another thread
+        if message.event is WorkerEvent.step:
+            steps_seen.append(message.update.step)
+            if message.update.step == 1:
+                message.job.cancel.set()  # what the Cancel button does, from another thread
 
-    worker.step.connect(cancel_on_first_step, Qt.ConnectionType.DirectConnection)
+    worker.message.connect(cancel_on_first_step, Qt.ConnectionType.DirectConnection)
     job = _generate(qtbot, window)
-    worker.step.disconnect(cancel_on_first_step)
+    worker.message.disconnect(cancel_on_first_step)
 
     assert job.state is JobState.cancelled
     assert job.result.cancelled and job.result.images == []
     assert max(steps_seen) <= 2  # it stopped within a step of the cancel
     assert _images(make_window.output_dir) == []
 
-    window.state.steps = 3
+    window.session.state.steps = 3
     job = _generate(qtbot, window)
     assert job.state is JobState.done
     assert len(_images(make_window.output_dir)) == 1
@@ -92,55 +95,57 @@ def test_cancel_mid_run_saves_nothing_and_the_next_job_runs(qtbot, make_window):
 
 def test_cancel_button_and_escape_cancel_the_running_job(qtbot, make_window):
     window = make_window()
-    window.state.steps = 200
-    with qtbot.waitSignal(window.job_done, timeout=60_000) as blocker:
-        window.generate()
-        qtbot.waitUntil(lambda: window.progress.value() >= 1, timeout=30_000)
-        assert window.cancel_button.isEnabled()
+    window.session.state.steps = 200
+    with qtbot.waitSignal(window.session.job_done, timeout=60_000) as blocker:
+        window.session.generate()
+        qtbot.waitUntil(lambda: window.status.progress.value() >= 1, timeout=30_000)
+        assert window.queue_view.cancel_button.isEnabled()
         qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert blocker.args[0].state is JobState.cancelled
-    assert window.progress.value() < 200
+    assert window.status.progress.value() < 200
 
 
 def test_a_queue_of_three_jobs_runs_in_order(qtbot, make_window):
     window = make_window()
-    window.state.seed = 100
-    window.state.batch_count = 3
+    window.session.state.seed = 100
+    window.session.state.batch_count = 3
     done: list[int] = []
-    window.job_done.connect(lambda job: done.append(job.id))
-    jobs = window.generate()
+    window.session.job_done.connect(lambda job: done.append(job.id))
+    jobs = window.session.generate()
     assert [j.request.seed for j in jobs] == [100, 101, 102]
-    assert window.queue_list.count() == 3  # one running or queued, the rest pending
+    assert window.queue_view.queue_list.count() == 3  # one running or queued, the rest pending
     qtbot.waitUntil(lambda: len(done) == 3, timeout=90_000)
 
     assert done == [j.id for j in jobs]
     assert all(j.state is JobState.done for j in jobs)
     seeds = sorted(read_settings(p).request.seed for p in _images(make_window.output_dir))
     assert seeds == [100, 101, 102]
-    assert window.queue_list.count() == 0
+    assert window.queue_view.queue_list.count() == 0
 
 
 def test_removing_a_pending_job_skips_it(qtbot, make_window):
     window = make_window()
-    window.state.seed = 7
-    window.state.batch_count = 3
+    window.session.state.seed = 7
+    window.session.state.batch_count = 3
     started: list[int] = []
-    window.worker.worker.job_started.connect(lambda job: started.append(job.id))
+    window.session.worker.message.connect(
+        lambda m: started.append(m.job.id) if m.event is WorkerEvent.job_started else None
+    )
     done: list[int] = []
-    window.job_done.connect(lambda job: done.append(job.id))
-    first, second, third = window.generate()
-    assert second in window.queue.pending()
+    window.session.job_done.connect(lambda job: done.append(job.id))
+    first, second, third = window.session.generate()
+    assert second in window.session.queue.pending()
 
     # select the second job in the queue list and remove it, as a user would
     rows = [
-        window.queue_list.item(i).data(Qt.ItemDataRole.UserRole)
-        for i in range(window.queue_list.count())
+        window.queue_view.queue_list.item(i).data(Qt.ItemDataRole.UserRole)
+        for i in range(window.queue_view.queue_list.count())
     ]
-    window.queue_list.setCurrentRow(rows.index(second.id))
-    window.remove_button.click()
+    window.queue_view.queue_list.setCurrentRow(rows.index(second.id))
+    window.queue_view.remove_button.click()
 
     assert second.state is JobState.cancelled
-    assert second not in window.queue.pending()
+    assert second not in window.session.queue.pending()
     qtbot.waitUntil(lambda: third.state is JobState.done, timeout=90_000)
     assert started == [first.id, third.id]
     seeds = sorted(read_settings(p).request.seed for p in _images(make_window.output_dir))
@@ -185,33 +190,33 @@ def test_a_corrupt_model_folder_fails_that_job_only(qtbot, make_window, tiny_mod
     shutil.copytree(tiny_model, broken)
     for weights in (broken / "unet").glob("*.safetensors"):
         weights.write_bytes(b"not a safetensors file at all")
-    window.state.model = str(broken)
+    window.session.state.model = str(broken)
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=60_000)
     assert "broken-model" in window.banner.text()
-    assert window.loaded is None and "not loaded" in window.load_label.text()
+    assert window.session.loaded_model is None and "not loaded" in window.status.load_label.text()
 
     job = _generate(qtbot, window)
     assert job.state is JobState.failed
 
-    window.state.model = str(tiny_model)  # choosing the good model again loads it
-    qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
-    assert "ready" in window.load_label.text()
-    window.state.width = window.state.height = 64
+    window.session.state.model = str(tiny_model)  # choosing the good model again loads it
+    qtbot.waitUntil(lambda: window.session.loaded_model is not None, timeout=60_000)
+    assert "ready" in window.status.load_label.text()
+    window.session.state.width = window.session.state.height = 64
     job = _generate(qtbot, window)
     assert job.state is JobState.done, job.error
 
 
 def test_invalid_settings_show_inline_and_queue_nothing(qtbot, make_window):
     window = make_window()
-    window.state.width = 100  # not a multiple of 8
-    assert window.generate() == []
+    window.session.state.width = 100  # not a multiple of 8
+    assert window.session.generate() == []
     assert "multiple of 8" in window.banner.text()
     assert window.params.size_note.isVisible()
-    assert window.queue.pending() == [] and window.queue.current is None
+    assert window.session.queue.pending() == [] and window.session.queue.current is None
 
-    window.state.width = 64
-    window.state.mode = "inpaint"  # no image, no mask
-    assert window.generate() == []
+    window.session.state.width = 64
+    window.session.state.mode = "inpaint"  # no image, no mask
+    assert window.session.generate() == []
     assert "image" in window.banner.text()
 
 
@@ -219,20 +224,26 @@ def test_window_shows_before_the_model_is_loaded(qtbot, make_window):
     window = make_window(wait_loaded=False)
     # the window is up and says so while the worker loads in the background
     assert window.isVisible()
-    assert window.loaded is None
-    assert window.load_label.text().startswith(("Loading", "Starting"))
+    assert window.session.loaded_model is None
+    assert window.status.load_label.text().startswith(("Loading", "Starting"))
     assert window.prompts.prompt.counter.text().endswith("(estimate)")  # no tokenizer yet
-    jobs = window.generate()  # queued now, runs once the engine is up
+    jobs = window.session.generate()  # queued now, runs once the engine is up
     assert len(jobs) == 1
-    qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
-    assert "ready" in window.load_label.text()
-    assert "cpu" in window.device_label.text()
+    qtbot.waitUntil(lambda: window.session.loaded_model is not None, timeout=60_000)
+    assert "ready" in window.status.load_label.text()
+    assert "cpu" in window.status.device_label.text()
     # the model's own tokenizer counts now (the tiny one has a token per character)
     assert window.prompts.prompt.counter.text() == f"{len('aredcube')}/75"
     qtbot.waitUntil(lambda: jobs[0].state is JobState.done, timeout=60_000)
 
 
-def _drop(window, path: Path) -> None:
+def _drop(qtbot, window, path: Path) -> None:
+    """Drop a file on the window and wait until its settings were read (off the UI thread)."""
+    with qtbot.waitSignal(window.session.restored, timeout=30_000):
+        _drop_event(window, path)
+
+
+def _drop_event(window, path: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     enter = QDragEnterEvent(
@@ -257,7 +268,7 @@ def _drop(window, path: Path) -> None:
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
 def test_dropping_an_exported_image_restores_its_settings(qtbot, make_window, tmp_path, suffix):
     window = make_window()
-    s = window.state
+    s = window.session.state
     s.prompt, s.negative_prompt = "a lighthouse at dusk", "fog"
     s.sampler, s.schedule_type, s.steps, s.cfg_scale, s.seed = "DDIM", "Automatic", 2, 5.5, 1234
     s.width, s.height = 64, 80
@@ -276,7 +287,7 @@ def test_dropping_an_exported_image_restores_its_settings(qtbot, make_window, tm
         -1,
     )
     s.width, s.height = 128, 128
-    _drop(window, exported)
+    _drop(qtbot, window, exported)
 
     assert (s.prompt, s.negative_prompt, s.sampler) == ("a lighthouse at dusk", "fog", "DDIM")
     assert (s.steps, s.cfg_scale, s.seed, s.width, s.height) == (2, 5.5, 1234, 64, 80)
@@ -304,8 +315,8 @@ def test_dropping_an_a1111_image_reports_what_it_could_not_restore(qtbot, make_w
     )
     path = tmp_path / "a1111.png"
     Image.new("RGB", (8, 8)).save(path, pnginfo=info)
-    _drop(window, path)
-    s = window.state
+    _drop(qtbot, window, path)
+    s = window.session.state
     assert (s.prompt, s.negative_prompt, s.steps, s.cfg_scale, s.seed) == (
         "a castle",
         "ugly",
@@ -322,15 +333,15 @@ def test_dropping_a_file_without_settings_says_so(qtbot, make_window, tmp_path):
     window = make_window()
     path = tmp_path / "plain.png"
     Image.new("RGB", (8, 8), (1, 2, 3)).save(path)
-    before = window.state.prompt
-    _drop(window, path)
-    assert window.state.prompt == before
+    before = window.session.state.prompt
+    _drop(qtbot, window, path)
+    assert window.session.state.prompt == before
     assert "no generation settings" in window.banner.text()
 
 
 def test_settings_survive_a_restart(qtbot, make_window, tiny_model):
     window = make_window()
-    s = window.state
+    s = window.session.state
     s.prompt, s.negative_prompt, s.steps, s.seed, s.cfg_scale = (
         "kept prompt",
         "kept negative",
@@ -342,10 +353,10 @@ def test_settings_survive_a_restart(qtbot, make_window, tiny_model):
     s.preview_source = "xt"
     window.resize(window.width(), 650)  # the offscreen screen is 800x800: stay inside it
     window.close()
-    assert not window.worker.is_running()
+    assert not window.session.worker.is_running()
 
     again = make_window(model=None)
-    t = again.state
+    t = again.session.state
     assert (t.prompt, t.negative_prompt, t.steps, t.seed, t.cfg_scale) == (
         "kept prompt",
         "kept negative",
@@ -373,7 +384,7 @@ def test_a_corrupt_settings_file_falls_back_to_defaults_and_is_kept_aside(qtbot,
     assert "settings file could not be read" in window.banner.text()
     aside = list(config.glob("settings.json.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_text() == "{ this is not json"
-    assert window.state.steps == 20 and window.state.prompt == ""  # the defaults
+    assert window.session.state.steps == 20 and window.session.state.prompt == ""  # the defaults
     window.close()
     # the next start reads the fresh file written on close, with no complaint
     again = make_window(fresh=False)
@@ -402,8 +413,8 @@ def test_inpainting_a_mouse_painted_mask_changes_only_masked_pixels(qtbot, make_
     assert mask is not None and mask[32, 32] == 255 and mask[5, 5] == 0
 
     window.canvas.send_to_inpaint_requested.emit()
-    assert window.state.mode == "inpaint"
-    window.state.strength = 1.0
+    assert window.session.state.mode == "inpaint"
+    window.session.state.strength = 1.0
     job = _generate(qtbot, window)
     assert job.state is JobState.done, job.error
     assert job.request.mask_blur == 2
@@ -421,10 +432,13 @@ def test_inpainting_a_mouse_painted_mask_changes_only_masked_pixels(qtbot, make_
 def test_the_default_demo_model_generates_through_the_window(qtbot, make_window):
     # the model a new user gets: no model argument, no settings file
     window = make_window(model="demo", fresh=False)
-    assert window.loaded.info.name == "demo" and window.loaded.info.native_size == 128
+    assert (
+        window.session.loaded_model.info.name == "demo"
+        and window.session.loaded_model.info.native_size == 128
+    )
     assert window.params.size_preset.currentText() == "128 × 128"
-    window.state.prompt = "a large red circle on the left, on a white background"
-    window.state.steps, window.state.seed = 2, 1
+    window.session.state.prompt = "a large red circle on the left, on a white background"
+    window.session.state.steps, window.session.state.seed = 2, 1
     job = _generate(qtbot, window)
     assert job.state is JobState.done, job.error
     image = Image.open(job.paths[0])

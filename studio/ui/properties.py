@@ -1,0 +1,134 @@
+"""Observable properties for the UI's model objects, and two-way binding of widgets to them.
+
+A model class declares `steps = Property(20, int, persist=True)` beside its signal
+`steps_changed = Signal(int)` (Qt only collects signals declared in the class body). Setting the
+property emits the signal when the value really changes; `bind` keeps a widget and a property in
+step. `persist=True` marks what `studio.ui.persistence` saves between sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from PIL import Image
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QComboBox,
+    QDoubleSpinBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QSlider,
+    QSpinBox,
+    QWidget,
+)
+
+
+class Property:
+    """A typed property that emits `<name>_changed(value)` when its value really changes."""
+
+    def __init__(
+        self, default: Any, kind: type | tuple[type, ...] = object, persist: bool = False
+    ) -> None:
+        self.default = default
+        self.kind = kind
+        self.persist = persist
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.__dict__.get(self.name, self.default)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        value = self.checked(value)
+        old = obj.__dict__.get(self.name, self.default)
+        # images compare by identity: comparing pixels on every set would be slow and pointless
+        if old is value or (not isinstance(value, Image.Image) and _same(old, value)):
+            return
+        obj.__dict__[self.name] = value
+        getattr(obj, f"{self.name}_changed").emit(value)
+
+    def checked(self, value: Any) -> Any:
+        """The value as stored; TypeError when it is of the wrong type."""
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        wrong_bool = isinstance(value, bool) and self.kind in (int, float)
+        if value is not None and (wrong_bool or not isinstance(value, self.kind)):
+            raise TypeError(
+                f"{self.name} takes {_kind_name(self.kind)}, not {type(value).__name__}"
+            )
+        return value
+
+
+def _same(old: Any, new: Any) -> bool:
+    try:
+        return bool(old == new) and type(old) is type(new)
+    except ValueError:  # numpy arrays and the like: treat as changed
+        return False
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def properties(obj: object) -> Iterator[Property]:
+    """The Property descriptors of an object's class, base classes included, in declaration order."""
+    seen: set[str] = set()
+    for cls in reversed(type(obj).__mro__):
+        for name, attr in vars(cls).items():
+            if isinstance(attr, Property) and name not in seen:
+                seen.add(name)
+                yield attr
+
+
+# ---- binding widgets to properties ------------------------------------------------------------
+def bind(
+    model: QObject,
+    name: str,
+    widget: QWidget,
+    to_widget: Callable[[Any], Any] | None = None,
+    from_widget: Callable[[Any], Any] | None = None,
+) -> None:
+    """Two-way binding: the widget shows the property, and edits in the widget set it."""
+    to_w = to_widget or (lambda v: v)
+    from_w = from_widget or (lambda v: v)
+    getter, setter, signal = _accessors(widget)
+    changed = getattr(model, f"{name}_changed")
+
+    def push(value: Any) -> None:
+        shown = to_w(value)
+        if getter() != shown:  # avoid resetting the cursor of a widget being typed in
+            setter(shown)
+
+    def pull(*_: Any) -> None:
+        try:
+            setattr(model, name, from_w(getter()))
+        except (TypeError, ValueError):
+            pass  # half-typed input: the model keeps its last good value
+
+    changed.connect(push)
+    signal.connect(pull)
+    push(getattr(model, name))
+
+
+def _accessors(widget: QWidget) -> tuple[Callable[[], Any], Callable[[Any], None], Any]:
+    if isinstance(widget, QPlainTextEdit):
+        return widget.toPlainText, widget.setPlainText, widget.textChanged
+    if isinstance(widget, QLineEdit):
+        return widget.text, widget.setText, widget.textChanged
+    if isinstance(widget, (QSpinBox, QDoubleSpinBox, QSlider)):
+        return widget.value, widget.setValue, widget.valueChanged
+    if isinstance(widget, QComboBox):
+        return widget.currentText, widget.setCurrentText, widget.currentTextChanged
+    if isinstance(widget, QAbstractButton):
+        return widget.isChecked, widget.setChecked, widget.toggled
+    value_changed = getattr(widget, "value_changed", None)  # our own value widgets
+    if value_changed is not None:
+        return widget.value, widget.set_value, value_changed
+    raise TypeError(f"cannot bind a {type(widget).__name__}")

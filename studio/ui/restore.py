@@ -1,0 +1,65 @@
+"""Put an image's stored settings into the state, and say what could not be restored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from studio.ui.control_state import ControlList
+from studio.ui.state import StudioState
+
+if TYPE_CHECKING:
+    from studio.engine.metadata import ReadResult
+
+_LABELS = {
+    "negative_prompt": "negative prompt",
+    "cfg_scale": "CFG",
+    "schedule_type": "schedule",
+    "mask_blur": "mask blur",
+    "inpaint_only_masked": "inpaint only masked",
+    "inpaint_padding": "inpaint padding",
+}
+
+
+@dataclass(frozen=True)
+class RestoreOutcome:
+    path: Path
+    applied: tuple[str, ...]  # names of the state properties (and "ControlNet units") restored
+    text: str  # for the banner
+    ok: bool  # False: nothing was restored (the text is an error)
+
+
+def apply_read_result(
+    path: Path,
+    found: ReadResult,
+    state: StudioState,
+    controls: ControlList,
+    model_names: tuple[str, ...],
+) -> RestoreOutcome:
+    """Apply `found` (read from `path`); `model_names` are the names the current model goes by."""
+    request = found.single_image_request()
+    if request is None:
+        note = " ".join(found.warnings)
+        text = f"{path.name} carries no generation settings. {note}".strip()
+        return RestoreOutcome(path, (), text, ok=False)
+    missing = [f"{k} ({v})" for k, v in found.unmapped.items()]
+    applied = state.apply_request(request)
+    if request.controls:
+        controls.set_specs(request.controls)
+        applied.append("ControlNet units")
+        missing += [
+            f"control image {i + 1}" for i, c in enumerate(request.controls) if c.image is None
+        ]
+    if "sampler" not in applied and "sampler" not in found.unmapped:
+        missing.append(f"sampler ({request.sampler})")
+    labels = ", ".join(_LABELS.get(n, n) for n in applied)
+    text = f"Restored from {path.name} ({found.source}): {labels}."
+    model = found.model_name or request.model
+    if model and model not in model_names:
+        missing.append(f"model ({model}; choose it in the model picker)")
+    if missing:
+        text += " Could not restore: " + "; ".join(missing) + "."
+    if found.warnings:
+        text += " " + " ".join(found.warnings)
+    return RestoreOutcome(path, tuple(applied), text, ok=True)
