@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 
+import shiboken6
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
@@ -17,6 +18,7 @@ from studio.engine.models import resolve_controlnet
 from studio.engine.request import ControlSpec
 from studio.paths import DEMO_CONTROLNETS
 from studio.ui.properties import Property
+from studio.ui.worker import BackgroundTask
 
 MAX_UNITS = 4  # each unit is a whole ControlNet in memory and in every step
 # the demo ControlNet that suits each preprocessor (lineart maps look like edge maps)
@@ -200,14 +202,23 @@ class ControlUnitState(QObject):
 
 
 class ControlList(QObject):
-    """The session's ControlNet units, in order; at least one, at most MAX_UNITS."""
+    """The session's ControlNet units, in order; at least one, at most MAX_UNITS.
+
+    Stale maps are remade through `run_in_background` (the session's background thread); without
+    it (widget tests) units show no maps.
+    """
 
     units_changed = Signal()
-    map_wanted = Signal(ControlUnitState)
 
-    def __init__(self, canvas_image: CanvasImage | None = None, parent: QObject | None = None):
+    def __init__(
+        self,
+        canvas_image: CanvasImage | None = None,
+        run_in_background: Callable[[BackgroundTask], None] | None = None,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self._canvas_image = canvas_image
+        self._run_in_background = run_in_background
         self._units: list[ControlUnitState] = []
         self.size = (512, 512)  # maps are made at the size they will be generated at
         self._append()
@@ -248,15 +259,35 @@ class ControlList(QObject):
         if (width, height) != self.size:
             self.size = (width, height)
             for unit in self._units:
-                if unit.image is not None:
-                    self.map_wanted.emit(unit)
+                self._make_map(unit)
 
     def _append(self) -> ControlUnitState:
         unit = ControlUnitState(self._canvas_image, self)
-        unit.map_stale.connect(lambda u=unit: self.map_wanted.emit(u))
+        unit.map_stale.connect(lambda u=unit: self._make_map(u))
         self._units.append(unit)
         self._renumber()
         return unit
+
+    def _make_map(self, unit: ControlUnitState) -> None:
+        image, name, params, size = unit.image, unit.preprocessor, dict(unit.params), self.size
+        if image is None or self._run_in_background is None:
+            return
+
+        def make() -> Image.Image:
+            from studio.engine.control import preprocess  # cv2 and co. load here, off the UI thread
+
+            return preprocess(image, name, size, params)
+
+        def finish(image: Image.Image | None, error: str) -> None:
+            if shiboken6.isValid(unit):  # not removed meanwhile
+                unit.finish_map(number, image, error)
+
+        number = unit.begin_map()
+        self._run_in_background(
+            BackgroundTask(
+                f"map:{unit.id}", make, lambda im: finish(im, ""), lambda err: finish(None, err)
+            )
+        )
 
     def _renumber(self) -> None:
         for number, unit in enumerate(self._units, start=1):

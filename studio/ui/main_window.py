@@ -23,12 +23,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
-    QButtonGroup,
     QFileDialog,
-    QHBoxLayout,
-    QLabel,
     QMainWindow,
-    QRadioButton,
     QScrollArea,
     QSplitter,
     QTabWidget,
@@ -41,11 +37,11 @@ from studio.ui.banner import Banner
 from studio.ui.canvas import CanvasPanel
 from studio.ui.control_panel import ControlPanel
 from studio.ui.gallery import Gallery
+from studio.ui.insight_strip import InsightStrip
 from studio.ui.params_panel import ParamsPanel
 from studio.ui.prompt_panel import PromptPanel
 from studio.ui.properties import bind
 from studio.ui.queue_view import QueueView
-from studio.ui.schedule_plot import SchedulePlot
 from studio.ui.session import Notice, Session
 from studio.ui.settings_dialog import SettingsDialog
 from studio.ui.status_bar import StudioStatusBar
@@ -95,29 +91,13 @@ class MainWindow(QMainWindow):
         # centre: banner, canvas, and the diffusion-insight strip under it
         self.banner = Banner()
         self.canvas = CanvasPanel()
-        self.preview_x0 = QRadioButton("x̂₀ (predicted clean image)")
-        self.preview_xt = QRadioButton("xₜ (noisy latent)")
-        self.preview_x0.setToolTip("Preview the model's current guess of the final image")
-        self.preview_xt.setToolTip("Preview the noisy latent the sampler is holding at this step")
-        group = QButtonGroup(self)
-        group.addButton(self.preview_x0)
-        group.addButton(self.preview_xt)
-        self.schedule_plot = SchedulePlot()
-        self.schedule_plot.setFixedHeight(100)
-        radios = QVBoxLayout()
-        radios.addWidget(QLabel("Preview shows"))
-        radios.addWidget(self.preview_x0)
-        radios.addWidget(self.preview_xt)
-        radios.addStretch(1)
-        insight = QHBoxLayout()
-        insight.addLayout(radios)
-        insight.addWidget(self.schedule_plot, 1)
+        self.insight = InsightStrip(self.session)
         centre = QWidget()
         cl = QVBoxLayout(centre)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.addWidget(self.banner)
         cl.addWidget(self.canvas, 1)
-        cl.addLayout(insight)
+        cl.addWidget(self.insight)
 
         self.gallery = Gallery(session.run_in_background)
         self.gallery.setMinimumWidth(240)
@@ -174,8 +154,6 @@ class MainWindow(QMainWindow):
         s, state, canvas = self.session, self.session.state, self.canvas
         bind(state, "prompt", self.prompts.prompt.edit)
         bind(state, "negative_prompt", self.prompts.negative.edit)
-        bind(state, "preview_source", self.preview_xt, lambda v: v == "xt", _x0_or_xt)
-        self.preview_x0.setChecked(state.preview_source == "x0")
         bind(state, "mask_blur", canvas.feather_spin)
         bind(state, "inpaint_only_masked", canvas.only_masked_box)
         s.attach_canvas(canvas)
@@ -188,8 +166,6 @@ class MainWindow(QMainWindow):
         s.preview_ready.connect(lambda update: canvas.show_preview(update.preview))
         s.result_ready.connect(self._show_result)
         s.job_done.connect(lambda _job: canvas.clear_preview())
-        s.schedule_ready.connect(self.schedule_plot.set_curve)
-        s.progress_changed.connect(lambda p: self.schedule_plot.set_step(p.value))
         s.error_changed.connect(self._show_error)
         s.notice_changed.connect(self._show_notice)
         s.loaded_model_changed.connect(self._model_loaded)
@@ -353,10 +329,6 @@ class MainWindow(QMainWindow):
         self.hide()  # the wait below may last one denoising step or the end of a load
         self.session.shutdown()
         event.accept()
-
-
-def _x0_or_xt(xt_checked: bool) -> str:
-    return "xt" if xt_checked else "x0"
 
 
 def _scrolled(widget: QWidget) -> QScrollArea:

@@ -29,11 +29,16 @@ class Property:
     """A typed property that emits `<name>_changed(value)` when its value really changes."""
 
     def __init__(
-        self, default: Any, kind: type | tuple[type, ...] = object, persist: bool = False
+        self,
+        default: Any,
+        kind: type | tuple[type, ...] = object,
+        persist: bool = False,
+        limits: tuple[float, float] | None = None,
     ) -> None:
         self.default = default
         self.kind = kind
         self.persist = persist
+        self.limits = limits  # (lowest, highest) a number may take
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -54,7 +59,7 @@ class Property:
         getattr(obj, f"{self.name}_changed").emit(value)
 
     def checked(self, value: Any) -> Any:
-        """The value as stored; TypeError when it is of the wrong type."""
+        """The value as stored; TypeError for the wrong type, ValueError outside the limits."""
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         wrong_bool = isinstance(value, bool) and self.kind in (int, float)
@@ -62,6 +67,8 @@ class Property:
             raise TypeError(
                 f"{self.name} takes {_kind_name(self.kind)}, not {type(value).__name__}"
             )
+        if self.limits is not None and not self.limits[0] <= value <= self.limits[1]:
+            raise ValueError(f"{self.name} must be between {self.limits[0]} and {self.limits[1]}")
         return value
 
 

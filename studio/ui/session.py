@@ -9,21 +9,20 @@ and queue signal comes here, and what the user should see leaves as observable p
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import shiboken6
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
 from studio import settings as settings_io
 from studio.engine.request import DEMO_MODEL_REF, GenerationRequest, StepUpdate
-from studio.ui.control_state import ControlList, ControlUnitState
+from studio.ui.control_state import ControlList
 from studio.ui.jobs import Job, JobQueue
 from studio.ui.persistence import persisted, restore
+from studio.ui.progress import Progress, StepRate
 from studio.ui.properties import Property
 from studio.ui.restore import RestoreOutcome, apply_read_result
 from studio.ui.state import StudioState
@@ -47,14 +46,6 @@ class CanvasSource(Protocol):
 
     def image(self) -> Image.Image | None: ...
     def mask_array(self) -> np.ndarray | None: ...
-
-
-@dataclass(frozen=True)
-class Progress:
-    value: int = 0
-    maximum: int = 1
-    text: str = "idle"
-    job_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,6 +93,7 @@ class Session(QObject):
         device: str | None = None,
         model: str | None = None,
         parent: QObject | None = None,
+        worker: GenerationThread | None = None,  # tests pass a fake engine
     ) -> None:
         super().__init__(parent)
         self.settings_file = settings_io.settings_path(config_dir)
@@ -115,19 +107,18 @@ class Session(QObject):
             self.state.model = model
         self.known_models = [r for r in self.settings.known_models if r != DEMO_MODEL_REF]
         self._canvas: CanvasSource | None = None
-        self.controls = ControlList(self._canvas_image, self)
         self.queue = JobQueue(self)
-        self.worker = GenerationThread(device, initial_model=self.state.model, parent=self)
+        self.worker = worker or GenerationThread(device, self.state.model, parent=self)
         self.background = BackgroundThread(self)
+        self.controls = ControlList(self._canvas_image, self.background.submit, self)
         self._size_follows_model = False  # set when the user picks another model
-        self._step_clock: tuple[int, float] | None = None  # (first step seen, its time)
+        self._rate = StepRate()
 
         self.worker.message.connect(self._on_message)
         self.queue.start_requested.connect(self.worker.run)
         self.state.model_changed.connect(self._model_chosen)
         self.state.width_changed.connect(self._sync_control_size)
         self.state.height_changed.connect(self._sync_control_size)
-        self.controls.map_wanted.connect(self._make_map)
         self._sync_control_size()
         self.load_status = f"Loading {model_name(self.state.model)}…"
         self.model_status = f"model: {model_name(self.state.model)}"
@@ -304,9 +295,7 @@ class Session(QObject):
         elif m.job is None:
             return
         elif m.event is e.job_started:
-            self._step_clock = None
-            total = max(1, m.job.request.steps)
-            self.progress = Progress(0, total, f"job #{m.job.id}: starting", m.job.id)
+            self.progress = self._rate.start(m.job.id, m.job.request.steps)
         elif m.event is e.schedule:
             self.schedule_ready.emit(m.curve)
         elif m.event is e.step and m.update is not None:
@@ -322,14 +311,7 @@ class Session(QObject):
     def _step(self, job: Job, update: StepUpdate) -> None:
         if job is not self.queue.current or job.cancel.is_set():
             return  # late updates of a cancelled job
-        now = time.perf_counter()
-        if self._step_clock is None:
-            self._step_clock = (update.step, now)
-        first, t0 = self._step_clock
-        rate = (update.step - first) / (now - t0) if now > t0 and update.step > first else 0.0
-        rate_text = f", {rate:.1f} it/s" if rate > 0 else ""
-        text = f"step {update.step}/{update.total}{rate_text}"
-        self.progress = Progress(update.step, update.total, text, job.id)
+        self.progress = self._rate.step(job.id, update.step, update.total)
         if update.preview is not None:
             self.preview_ready.emit(update)
 
@@ -396,35 +378,6 @@ class Session(QObject):
 
     def _sync_control_size(self, *_: int) -> None:
         self.controls.set_size(self.state.width, self.state.height)
-
-    def _make_map(self, unit: ControlUnitState) -> None:
-        image, name, params, size = (
-            unit.image,
-            unit.preprocessor,
-            dict(unit.params),
-            self.controls.size,
-        )
-        if image is None:
-            return
-
-        def make() -> Image.Image:
-            from studio.engine.control import preprocess  # cv2 and co. load here, off the UI thread
-
-            return preprocess(image, name, size, params)
-
-        def finish(image: Image.Image | None, error: str) -> None:
-            if shiboken6.isValid(unit):  # not removed meanwhile
-                unit.finish_map(number, image, error)
-
-        number = unit.begin_map()
-        self.background.submit(
-            BackgroundTask(
-                f"map:{unit.id}",
-                make,
-                lambda image: finish(image, ""),
-                lambda error: finish(None, error),
-            )
-        )
 
 
 def round8(x: float) -> int:

@@ -13,6 +13,7 @@ from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
 from studio.engine.request import DEMO_MODEL_REF, ControlSpec, GenerationRequest, ScheduleOptions
+from studio.engine.seeds import MAX_SEED
 from studio.ui.properties import Property
 
 
@@ -46,8 +47,9 @@ class StudioState(QObject):
     schedule_type = Property("Automatic", str, persist=True)
     steps = Property(20, int, persist=True)
     cfg_scale = Property(7.0, float, persist=True)
-    seed = Property(-1, int, persist=True)  # -1: a new random seed for every Generate
-    last_seed = Property(-1, int)
+    # -1: a new random seed for every Generate; int64 beyond, like torch's generator
+    seed = Property(-1, int, persist=True, limits=(-1, MAX_SEED))
+    last_seed = Property(-1, int, limits=(-1, MAX_SEED))
     width = Property(128, int, persist=True)
     height = Property(128, int, persist=True)
     batch_count = Property(1, int, persist=True)  # jobs queued per Generate

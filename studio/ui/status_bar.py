@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
-from studio.ui.session import Progress, Session
+from studio.ui.progress import Progress
+from studio.ui.session import Session
 from studio.ui.worker import LoadedModel
 
 

@@ -378,3 +378,39 @@ def test_send_buttons_and_feather(qtbot, panel):
         panel.send_img2img_action.trigger()
     panel.feather_spin.setValue(9)
     assert panel.feather() == 9
+
+
+def _awkward_images(folder) -> dict[str, object]:
+    """Files that arrive wrong when opened naively: rotated, 16-bit, transparent palette."""
+    rotated = Image.new("RGB", (40, 20), (200, 0, 0))
+    rotated.paste((0, 0, 200), (0, 0, 10, 20))  # a blue band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    rotated.save(folder / "phone.jpg", exif=exif, quality=95)
+    grey16 = Image.fromarray(np.full((16, 24), 40000, np.uint16))
+    grey16.save(folder / "scan16.png")
+    palette = Image.new("P", (16, 16), 0)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    palette.paste(1, (0, 0, 8, 16))
+    palette.save(folder / "sticker.png", transparency=0)
+    return {
+        p.name: p for p in (folder / "phone.jpg", folder / "scan16.png", folder / "sticker.png")
+    }
+
+
+def test_awkward_files_arrive_as_the_user_sees_them_and_as_the_cli_opens_them(
+    qtbot, panel, tmp_path
+):
+    from studio.cli import _open_image
+
+    for name, path in _awkward_images(tmp_path).items():
+        panel.load_file(path)
+        shown = np.asarray(panel.image())
+        assert np.array_equal(shown, np.asarray(_open_image(path, "RGB"))), name
+        if name == "phone.jpg":
+            assert shown.shape[:2] == (40, 20)  # upright: rotated by its EXIF orientation
+            assert shown[2, 10, 2] > 150 and shown[37, 10, 0] > 150  # blue band now on top
+        elif name == "scan16.png":
+            assert shown.max() < 200 and shown.min() > 100  # 40000/65535 grey, not white
+        else:
+            assert tuple(shown[4, 4]) == (255, 0, 0) and tuple(shown[4, 12]) == (255, 255, 255)

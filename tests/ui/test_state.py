@@ -29,6 +29,8 @@ def test_properties_emit_only_real_changes_and_check_types(qtbot) -> None:
     state.seed = 5_000_000_000  # beyond a C int: the signal carries it intact
     state.seed = 2**63 - 1
     assert seeds == [5_000_000_000, 2**63 - 1]
+    with pytest.raises(ValueError):
+        state.seed = 2**63  # a signal could not carry it, nor torch's generator take it
     with pytest.raises(TypeError):
         state.steps = True  # a bool is not a step count
 

@@ -17,12 +17,16 @@ from studio.ui.prompt_panel import TOKEN_LIMIT, PromptEdit, estimate_tokens
 from studio.ui.schedule_plot import SchedulePlot
 
 
-def test_opening_the_window_module_does_not_import_torch() -> None:
-    # the window must show before torch loads: only the worker thread may import it
+def test_opening_the_window_imports_no_torch_nor_cv2() -> None:
+    # the window must show before torch loads: only the worker threads may import it
     code = (
-        "import sys; import studio.ui.app, studio.ui.main_window; "
-        "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
-        "assert not bad, bad"
+        "import sys; from PySide6.QtWidgets import QApplication; "
+        "app = QApplication(['-platform', 'offscreen']); "
+        "import studio.ui.app, studio.ui.main_window; "
+        "w = studio.ui.main_window.MainWindow(start_worker=False); w.show(); app.processEvents(); "
+        "heavy = ('torch', 'diffusers', 'transformers', 'cv2', 'controlnet_aux', 'mediapipe'); "
+        "bad = [m for m in heavy if m in sys.modules]; "
+        "w.close(); assert not bad, bad"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

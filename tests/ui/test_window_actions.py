@@ -25,7 +25,7 @@ def test_preview_source_switches_between_x0_and_xt(qtbot, make_window):
     window = make_window()
     window.session.state.seed = 3
     previews: dict[str, list[np.ndarray]] = {"x0": [], "xt": []}
-    for source, button in (("x0", window.preview_x0), ("xt", window.preview_xt)):
+    for source, button in (("x0", window.insight.preview_x0), ("xt", window.insight.preview_xt)):
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
         assert window.session.state.preview_source == source
         window.session.preview_ready.connect(lambda u, s=source: previews[s].append(u.preview))
