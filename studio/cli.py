@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run_gui()
     try:
         return args.func(args)
-    except ValueError as e:  # user errors: a message, not a traceback
+    except ValueError as e:  # user errors: one line that says what to do, exit code 1
         print(f"studio: {e}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print("studio: cancelled", file=sys.stderr)
         return 130
@@ -128,12 +128,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from studio.engine.samplers import karras_of
     from studio.engine.seeds import resolve_seed
 
-    try:  # an unreadable input file fails as `studio info` does on one: exit 1, no model work
-        init_image = _open_image(args.init_image, "RGB")
-        mask = _open_image(args.mask, "L")
-    except ValueError as e:
-        print(f"studio: {e}", file=sys.stderr)
-        return 1
+    # input files first: an unreadable one fails before any model work
+    init_image = _open_image(args.init_image, "RGB")
+    mask = _open_image(args.mask, "L")
     info = resolve_model(args.model)
     mode = args.mode or ("inpaint" if args.mask else "img2img" if args.init_image else "txt2img")
     request = GenerationRequest(
