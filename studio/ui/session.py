@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal
 
 from studio import settings as settings_io
 from studio.engine.request import DEMO_MODEL_REF, GenerationRequest, StepUpdate
+from studio.engine.samplers import ScheduleCurve
 from studio.ui.control_state import ControlList
 from studio.ui.jobs import Job, JobQueue
 from studio.ui.persistence import persisted, restore
@@ -80,7 +81,7 @@ class Session(QObject):
 
     status_message = Signal(str)  # a transient line for the status bar
     preview_ready = Signal(StepUpdate)  # a step preview to show over the canvas
-    schedule_ready = Signal(object)  # ScheduleCurve of the job that started (numpy arrays)
+    schedule_ready = Signal(ScheduleCurve)  # of the job that started
     result_ready = Signal(Job)  # a finished job with images: show it, list its files
     job_done = Signal(Job)  # any job's end, after its outcome has been shown
     restored = Signal(RestoreOutcome)
