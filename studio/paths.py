@@ -11,6 +11,7 @@ APP_NAME = "DiffusionStudio"
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 DEMO_MODEL = RESOURCES / "models" / "demo"
 DEMO_CONTROLNETS = RESOURCES / "models" / "demo-controlnet"
+CONFIGS = RESOURCES / "configs"  # offline diffusers config folders for single-file checkpoints
 
 
 def default_output_dir() -> Path:
