@@ -91,6 +91,7 @@ def main() -> int:
     from studio.ui.main_window import MainWindow
 
     window = MainWindow(config_dir=work / "cfg", output_dir=work / "out", model=model)
+    session = window.session
     width, height = (int(v) for v in args.size.split("x"))
     window.resize(width, height)
     window.show()
@@ -102,28 +103,39 @@ def main() -> int:
         loop.exec()
         signal.disconnect(loop.quit)
 
-    while window.loaded is None:
-        wait(window.worker.worker.model_loaded)
-    info = window.loaded.info
-    s = window.state
+    while session.loaded_model is None:
+        wait(session.loaded_model_changed)
+        if session.loaded_model is None and session.error:
+            raise SystemExit(f"model failed to load: {session.error}")
+    info = session.loaded_model.info
+    s = session.state
     s.prompt, s.negative_prompt = args.prompt, args.negative
     s.steps, s.seed, s.sampler = args.steps, args.seed, "DPM++ 2M Karras"
     s.width = s.height = info.native_size
     args.out.mkdir(parents=True, exist_ok=True)
     progress = args.out / "screenshot-progress.png"
 
-    def grab_mid_run(update) -> None:
-        # a third of the way: the live x̂0 preview, "step i/n, it/s" and the marked log-SNR step
-        if update.step == max(1, args.steps // 3):
-            window.grab().save(str(progress))
-            print(f"wrote {progress}")
+    target = max(1, args.steps // 3)
+    grabbed: list = []  # [(step, window pixmap)]: the first preview from `target` on, else the last
 
-    window.preview_shown.connect(grab_mid_run)
-    jobs = window.generate()
+    def grab_mid_run(update) -> None:  # after the window has put the preview on the canvas
+        # a third of the way: the live x̂0 preview, "step i/n, it/s" and the marked log-SNR step
+        # (a slow machine skips some previews: then the first one after it, or the last before)
+        if grabbed and grabbed[0][0] >= target:
+            return
+        grabbed[:] = [(update.step, window.grab())]
+
+    session.preview_ready.connect(grab_mid_run)
+    jobs = session.generate()
     if not jobs:
-        raise SystemExit(window.banner.text())
-    wait(window.job_done)
-    window.preview_shown.disconnect(grab_mid_run)
+        raise SystemExit(session.error)
+    wait(session.job_done)
+    session.preview_ready.disconnect(grab_mid_run)
+    if grabbed:
+        grabbed[0][1].save(str(progress))
+        print(f"wrote {progress} (step {grabbed[0][0]})")
+    else:
+        print(f"no preview was shown: {progress} not written")
     if jobs[0].error:
         raise SystemExit(jobs[0].error)
     app.processEvents()
@@ -144,9 +156,12 @@ def main() -> int:
     print(f"wrote {masked} ({painted} mask pixels painted with the mouse)")
     s.prompt = args.inpaint_prompt
     s.strength = 0.9
-    jobs = window.generate()
-    if jobs:
-        wait(window.job_done)
+    jobs = session.generate()
+    if not jobs:
+        raise SystemExit(session.error)
+    wait(session.job_done)
+    if jobs[0].error:
+        raise SystemExit(jobs[0].error)
     window.canvas.set_mask_visible(False)  # the result itself, without the overlay
     app.processEvents()
     second = args.out / "screenshot-inpaint.png"
