@@ -105,19 +105,22 @@ class GenerationWorker(QObject):
     @Slot()
     def initialize(self) -> None:
         self._say(WorkerEvent.status, text="Starting the engine…")
+        # A full garbage collection walks every object and holds the GIL meanwhile: during the
+        # imports of torch and diffusers each one froze the window for 250-450 ms. Collect nothing
+        # while they import; then move their modules, which live forever, out of its sight.
+        gc.disable()
         try:
             import studio.engine.generate  # noqa: F401  (torch, diffusers: imported here, once)
             from studio.engine.pipelines import PipelineCache
 
-            # A full garbage collection walks every object and holds the GIL meanwhile: with torch
-            # and diffusers loaded that is ~0.5 s of frozen window. Their modules live forever, so
-            # move them out of the collector's sight.
-            _freeze_once()
             self._cache = PipelineCache(self._device)
         except Exception as exc:  # a broken install must show, not kill the thread silently
             log.exception("engine start failed")
             self._say(WorkerEvent.status, text=f"Engine failed to start: {error_text(exc)}")
             return
+        finally:
+            _freeze_once()
+            gc.enable()
         self._say(WorkerEvent.ready)
         if self._initial_model:
             self.load_model(self._initial_model)
