@@ -1,7 +1,8 @@
 """Finding and inspecting models without loading them: diffusers folders, single files, hub ids.
 
-Everything here reads JSON configs, file headers and hashes only; no weights are loaded and
-nothing is unpickled. Loading lives in pipelines.py.
+Everything here reads JSON configs and file headers only; no weights are loaded and nothing is
+unpickled. The weights file is hashed only when ModelInfo.model_hash is first asked for (to write
+it into metadata), never on the way to a load. Loading lives in pipelines.py.
 """
 
 from __future__ import annotations
@@ -35,13 +36,34 @@ class ModelInfo:
     family: str  # "sd1" | "sd2" | "sdxl" | "small" (SD-shaped, smaller than SD 1.x)
     native_size: int  # pixels per side the model was trained at
     inpaint_unet: bool = False  # 9-channel inpainting UNet
-    model_hash: str = ""  # A1111-style short hash (first 10 hex of sha256 of the weights file)
+    # the file A1111's short hash is taken of (the UNet weights, or the checkpoint), with its
+    # (size, mtime_ns) when inspected; None for hub ids
+    weights_file: Path | None = None
+    weights_version: tuple[int, int] | None = None
     cross_attention_dim: int = 768  # width of the text features the UNet attends to
 
     @property
     def max_size(self) -> int:
         # far beyond native size SD-family models tile and break; beyond that they run out of memory
         return min(4 * self.native_size, 4096)
+
+    @property
+    def model_hash(self) -> str:
+        """A1111-style short hash (first 10 hex of the sha256 of the weights file), "" if unknown.
+
+        Hashing reads the whole file (seconds for a real checkpoint), so it is done here, when
+        metadata first needs it, not when the model is inspected or loaded; each version of a file
+        is hashed once per process. A file replaced since inspection gives "" rather than the hash
+        of weights that were never loaded.
+        """
+        if self.weights_file is None:
+            return ""
+        try:
+            if _file_version(self.weights_file) != self.weights_version:
+                return ""
+            return file_short_hash(self.weights_file)
+        except OSError:
+            return ""
 
 
 def resolve_model(ref: str) -> ModelInfo:
@@ -84,7 +106,7 @@ def inspect_diffusers_folder(folder: Path, ref: str | None = None) -> ModelInfo:
         family=family,
         native_size=native,
         inpaint_unet=int(unet_config.get("in_channels", 4)) == 9,
-        model_hash=_weights_hash(folder / "unet"),
+        **_weights_fields(_weights_file(folder / "unet")),
         cross_attention_dim=int(unet_config.get("cross_attention_dim", 768)),
     )
 
@@ -109,7 +131,7 @@ def inspect_single_file(path: Path, ref: str | None = None) -> ModelInfo:
         family=family,
         native_size=NATIVE_SIZE[family],
         inpaint_unet=in_channels == 9,
-        model_hash=file_short_hash(path),
+        **_weights_fields(path),
         cross_attention_dim=CROSS_ATTENTION_DIM[family],
     )
 
@@ -213,16 +235,35 @@ def file_short_hash(path: Path) -> str:
 @lru_cache(maxsize=64)
 def _sha256_prefix(path: str, size: int, mtime_ns: int) -> str:
     # size and mtime are part of the cache key so a replaced file is hashed again
+    return _sha256_of_file(path)[:10]
+
+
+def _sha256_of_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:10]
+    return h.hexdigest()
 
 
-def _weights_hash(unet_folder: Path) -> str:
+def _file_version(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _weights_file(unet_folder: Path) -> Path | None:
     files = sorted(unet_folder.glob("*.safetensors")) or sorted(unet_folder.glob("*.bin"))
-    return file_short_hash(files[0]) if files else ""
+    return files[0] if files else None
+
+
+def _weights_fields(path: Path | None) -> dict:
+    """ModelInfo's weights_file and weights_version: a stat, not a hash (see model_hash)."""
+    if path is None:
+        return {}
+    try:
+        return {"weights_file": path, "weights_version": _file_version(path)}
+    except OSError:
+        return {}
 
 
 def _family_from_folder(index: dict, folder: Path, native: int) -> str:

@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
 import torch
+
+# diffusers' first import costs seconds (it pulls in transformers, torch._dynamo, scipy and sympy):
+# pay it when the engine is imported, which the GUI worker does at its start and the CLI before
+# the load, not inside the first load() a user waits for
+from diffusers import (
+    AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
+    AutoPipelineForText2Image,
+    ControlNetModel,
+)
+from diffusers.utils import logging as diffusers_logging
+from transformers.utils import logging as transformers_logging
 
 from studio.engine.models import (
     ControlNetInfo,
@@ -25,6 +38,25 @@ from studio.engine.preview import LatentPreviewer, VaePreviewer, previewer_for
 from studio.engine.request import GenerationRequest
 
 log = logging.getLogger(__name__)
+
+# Below this much UNet weight every tensor is too small for torch's intra-op threads to pay for
+# their fork and join on each of the hundreds of per-tensor casts and copies of a load: such a
+# model loads faster on one thread, several times faster on a busy CPU (SD-family UNets: >1.6 GB)
+SMALL_MODEL_BYTES = 256 * 2**20
+
+
+def _build_transformers_conversion_table() -> None:
+    """transformers 5 compiles its table of checkpoint-key conversions (about a thousand regexes,
+    0.2-0.3 s on a small CPU) the first time any of its models loads: build it with the engine."""
+    try:
+        from transformers.conversion_mapping import get_checkpoint_conversion_mapping
+
+        get_checkpoint_conversion_mapping("clip")
+    except Exception:  # other transformers versions have no such table; never fatal
+        log.debug("transformers' conversion table not built in advance", exc_info=True)
+
+
+_build_transformers_conversion_table()
 
 
 def pick_device() -> tuple[str, torch.dtype]:
@@ -59,7 +91,8 @@ class PipelineCache:
         if on_status:
             on_status(f"Loading {info.name}…")
         try:
-            base = _load_base(info, self.dtype)
+            with _one_thread_if_small(info):
+                base = _load_base(info, self.dtype)
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             raise ValueError(f"Could not load model {info.name!r}: {_first_line(e)}") from e
         base.to(self.device)
@@ -123,12 +156,6 @@ class PipelineCache:
         return self._pipes[key]
 
     def _from_pipe(self, mode: str, controlnets: list[Any] | None) -> Any:
-        from diffusers import (
-            AutoPipelineForImage2Image,
-            AutoPipelineForInpainting,
-            AutoPipelineForText2Image,
-        )
-
         auto = {
             "txt2img": AutoPipelineForText2Image,
             "img2img": AutoPipelineForImage2Image,
@@ -147,11 +174,22 @@ def pipeline_mode(request: GenerationRequest, info: ModelInfo) -> str:
     return "inpaint" if info.inpaint_unet else request.mode
 
 
-def _load_base(info: ModelInfo, dtype: torch.dtype) -> Any:
-    from diffusers import AutoPipelineForInpainting, AutoPipelineForText2Image
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
+@contextmanager
+def _one_thread_if_small(info: ModelInfo) -> Iterator[None]:
+    """torch's intra-op threads are per process: restored as soon as the load is done."""
+    size = info.weights_version[0] if info.weights_version else None
+    if size is None or size >= SMALL_MODEL_BYTES:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
+
+def _load_base(info: ModelInfo, dtype: torch.dtype) -> Any:
     # progress is reported through on_status; tqdm bars would only clutter stderr
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
@@ -171,8 +209,6 @@ def _load_base(info: ModelInfo, dtype: torch.dtype) -> Any:
 
 
 def _load_controlnet(control: ControlNetInfo, dtype: torch.dtype) -> Any:
-    from diffusers import ControlNetModel
-
     if control.kind == "diffusers":
         return ControlNetModel.from_pretrained(
             control.path, local_files_only=True, use_safetensors=True, dtype=dtype
