@@ -119,6 +119,11 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outdir", type=Path, help="output folder (default: the app's)")
     p.add_argument("--format", choices=("png", "jpg", "webp"), default=None)
     p.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    p.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="fetch a hub model that is not in the Hugging Face cache yet (off: never online)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -251,7 +256,7 @@ def _run_and_save(
     from studio.engine.generate import generate
     from studio.engine.pipelines import PipelineCache
 
-    cache = PipelineCache(device=args.device)
+    cache = PipelineCache(device=args.device, allow_downloads=args.allow_download)
     for k, job in enumerate(jobs, start=1):
         if len(jobs) > 1 and not args.quiet:
             print(f"job {k}/{len(jobs)}: seed {job.seed}", file=sys.stderr)

@@ -44,6 +44,7 @@ class Settings:
     schema_version: int = SCHEMA_VERSION
     output_dir: str = ""  # empty: the platform's pictures folder (paths.default_output_dir)
     image_format: str = "png"
+    allow_downloads: bool = False  # fetch hub models not yet in the Hugging Face cache
     known_models: list[str] = field(default_factory=list)
     model_folders: list[str] = field(default_factory=list)
     window_geometry: str = ""  # base64 of QWidget.saveGeometry()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import struct
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from studio.engine.checkpoints import Checkpoint, read_header, recognise
 from studio.engine.request import DEMO_MODEL_REF
 from studio.paths import DEMO_CONTROLNETS, DEMO_MODEL
 
@@ -41,6 +41,7 @@ class ModelInfo:
     weights_file: Path | None = None
     weights_version: tuple[int, int] | None = None
     cross_attention_dim: int = 768  # width of the text features the UNet attends to
+    checkpoint: Checkpoint | None = None  # what a single file's header says it is
 
     @property
     def max_size(self) -> int:
@@ -80,9 +81,35 @@ def resolve_model(ref: str) -> ModelInfo:
         if path.is_dir():
             return inspect_diffusers_folder(path, ref=ref)
         return inspect_single_file(path, ref=ref)
-    if HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
-        return ModelInfo(ref, ref.split("/")[-1], None, "hub", "sd1", 512)
-    raise ValueError(f"Model not found: {ref!r} is neither a folder, a file nor a hub id.")
+    if not looks_like_hub_id(ref):
+        raise ValueError(f"Model not found: {ref!r} is neither a folder, a file nor a hub id.")
+    folder = cached_hub_model(ref)
+    if folder is not None:  # downloaded before: the local copy, inspected like any folder
+        return replace(
+            inspect_diffusers_folder(folder, ref=ref), name=ref.split("/")[-1], kind="hub"
+        )
+    # family and size are known once downloaded (PipelineCache.load, when downloads are allowed)
+    return ModelInfo(ref, ref.split("/")[-1], None, "hub", "sd1", 512)
+
+
+def looks_like_hub_id(ref: str) -> bool:
+    """`owner/name` that cannot be a path: a mistyped local path must not go to the network."""
+    if not HUB_ID.match(ref) or ref.startswith((".", "~")) or "\\" in ref:
+        return False
+    if Path(ref).suffix.lower() in (".safetensors", *PICKLE_SUFFIXES):
+        return False
+    return not Path(ref.split("/")[0]).expanduser().exists()  # "models/mine" with models/ here
+
+
+def cached_hub_model(ref: str) -> Path | None:
+    """The folder of a hub model already in the Hugging Face cache; never touches the network."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(ref, local_files_only=True))
+    except Exception:  # not cached, or a cache in a state we cannot read: treat as absent
+        return None
+    return folder if (folder / "model_index.json").is_file() else None
 
 
 def inspect_diffusers_folder(folder: Path, ref: str | None = None) -> ModelInfo:
@@ -119,20 +146,20 @@ def inspect_single_file(path: Path, ref: str | None = None) -> ModelInfo:
         )
     if path.suffix.lower() != ".safetensors":
         raise ValueError(f"{path.name}: unsupported model file; use a .safetensors checkpoint.")
-    header = safetensors_header(path)
-    family = _family_from_keys(list(header))
-    first_conv = header.get("model.diffusion_model.input_blocks.0.0.weight", {})
-    in_channels = (first_conv.get("shape") or [0, 4])[1]
+    header = read_header(path)
+    checkpoint = recognise(header, path.name)
+    family = checkpoint.family
     return ModelInfo(
         ref=ref or str(path),
         name=path.stem,
         path=path,
         kind="single_file",
         family=family,
-        native_size=NATIVE_SIZE[family],
-        inpaint_unet=in_channels == 9,
+        native_size=checkpoint.native_size,
+        inpaint_unet=checkpoint.inpaint,
+        checkpoint=checkpoint,
         **_weights_fields(path),
-        cross_attention_dim=CROSS_ATTENTION_DIM[family],
+        cross_attention_dim=_controlnet_dim_from_header(header) or CROSS_ATTENTION_DIM[family],
     )
 
 
@@ -216,15 +243,7 @@ def find_models(folders: list[Path]) -> list[ModelInfo]:
 # ---- helpers ----------------------------------------------------------------------------
 def safetensors_header(path: Path) -> dict[str, dict]:
     """Tensor names, dtypes and shapes from a .safetensors header, without loading weights."""
-    try:
-        with path.open("rb") as f:
-            (header_len,) = struct.unpack("<Q", f.read(8))
-            if header_len > 100_000_000:
-                raise ValueError("header too large")
-            header = json.loads(f.read(header_len))
-    except (OSError, ValueError, struct.error) as e:
-        raise ValueError(f"{path.name} is not a valid .safetensors file ({e}).") from e
-    return {k: v for k, v in header.items() if k != "__metadata__"}
+    return read_header(path)
 
 
 def file_short_hash(path: Path) -> str:
@@ -276,18 +295,6 @@ def _family_from_folder(index: dict, folder: Path, native: int) -> str:
     if hidden == 768:
         return "sd1"
     return "small"
-
-
-def _family_from_keys(keys: list[str]) -> str:
-    if any(k.startswith("conditioner.embedders.1") for k in keys):
-        return "sdxl"
-    if any(k.startswith("cond_stage_model.model.") for k in keys):
-        return "sd2"
-    if any(k.startswith("cond_stage_model.transformer") for k in keys) or any(
-        k.startswith("model.diffusion_model.") for k in keys
-    ):
-        return "sd1"
-    raise ValueError("This .safetensors file is not a Stable Diffusion checkpoint we recognise.")
 
 
 def _read_json(path: Path) -> dict:

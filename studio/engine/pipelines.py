@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,11 +32,13 @@ from studio.engine.models import (
     ControlNetInfo,
     ModelInfo,
     check_controlnet_fits,
+    inspect_diffusers_folder,
     resolve_controlnet,
     resolve_model,
 )
 from studio.engine.preview import LatentPreviewer, VaePreviewer, previewer_for
 from studio.engine.request import GenerationRequest
+from studio.engine.single_file import load_single_file
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,14 @@ def pick_device() -> tuple[str, torch.dtype]:
 
 
 class PipelineCache:
-    def __init__(self, device: str | None = None, dtype: torch.dtype | None = None):
+    def __init__(
+        self,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
+        allow_downloads: bool = False,
+    ):
+        # hub models not yet in the Hugging Face cache are fetched only when the user allows it
+        self.allow_downloads = allow_downloads
         auto_device, auto_dtype = pick_device()
         self.device = device or auto_device
         self.dtype = dtype or (auto_dtype if device is None else _dtype_for(self.device))
@@ -88,12 +98,14 @@ class PipelineCache:
             return self.info
         if self._base is not None:
             self.unload()  # frees the old weights before the new ones arrive
+        if info.kind == "hub" and info.path is None:
+            info = self._download(info, on_status)
         if on_status:
             on_status(f"Loading {info.name}…")
         try:
             with _one_thread_if_small(info):
-                base = _load_base(info, self.dtype)
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
+                base, info = _load_base(info, self.dtype)
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
             raise ValueError(f"Could not load model {info.name!r}: {_first_line(e)}") from e
         base.to(self.device)
         base.set_progress_bar_config(disable=True)
@@ -104,6 +116,23 @@ class PipelineCache:
         if on_status:
             on_status(f"{info.name} ready on {self.device}")
         return info
+
+    def _download(self, info: ModelInfo, on_status: Callable[[str], None] | None) -> ModelInfo:
+        if not self.allow_downloads:
+            raise ValueError(
+                f"{info.ref} is a Hugging Face hub model that is not downloaded yet; allow "
+                "downloads (Settings, or --allow-download) to fetch it, or choose a local model."
+            )
+        from diffusers import DiffusionPipeline
+
+        if on_status:
+            on_status(f"Downloading {info.ref}…")
+        try:
+            folder = DiffusionPipeline.download(info.ref, use_safetensors=True)
+        except Exception as e:  # offline, no such repo, no safetensors weights
+            raise ValueError(f"Could not download {info.ref}: {_first_line(e)}") from e
+        name = info.ref.split("/")[-1]
+        return replace(inspect_diffusers_folder(Path(folder), ref=info.ref), name=name, kind="hub")
 
     def controlnet(self, ref: str) -> Any:
         """Load a ControlNet once; refuse one made for another model family before loading."""
@@ -189,23 +218,23 @@ def _one_thread_if_small(info: ModelInfo) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _load_base(info: ModelInfo, dtype: torch.dtype) -> Any:
+def _load_base(info: ModelInfo, dtype: torch.dtype) -> tuple[Any, ModelInfo]:
+    """The pipeline, and the model's info as loading completed it (an SD 2.x file's probe)."""
     # progress is reported through on_status; tqdm bars would only clutter stderr
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
 
+    if info.kind == "single_file" and info.checkpoint is not None:
+        pipe, checkpoint = load_single_file(info.path, info.checkpoint, dtype)
+        return pipe, replace(info, checkpoint=checkpoint, native_size=checkpoint.native_size)
     auto = AutoPipelineForInpainting if info.inpaint_unet else AutoPipelineForText2Image
     kwargs: dict[str, Any] = {"dtype": dtype}
     if info.family in ("sd1", "sd2", "small"):
         # the app shows every image to the person who asked for it; no NSFW filter model is loaded
         kwargs.update(safety_checker=None, requires_safety_checker=False)
-    if info.kind == "diffusers":
-        return auto.from_pretrained(
-            info.path, local_files_only=True, use_safetensors=True, **kwargs
-        )
-    if info.kind == "single_file":
-        return auto.from_single_file(str(info.path), **kwargs)
-    return auto.from_pretrained(info.ref, **kwargs)
+    # hub ids arrive here as the local folder they were downloaded to (models.resolve_model)
+    folder = info.path if info.path is not None else info.ref
+    return auto.from_pretrained(folder, local_files_only=True, use_safetensors=True, **kwargs), info
 
 
 def _load_controlnet(control: ControlNetInfo, dtype: torch.dtype) -> Any:

@@ -306,6 +306,7 @@ class MainWindow(QMainWindow):
 
     def apply_settings_dialog(self, dialog: SettingsDialog) -> None:
         dialog.apply_to(self.session.settings, self.session.state)
+        self.session.apply_settings()
         self.session.set_output_dir(dialog.output_dir.text().strip())
         self.save_settings()
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
 from studio import settings as settings_io
 from studio.engine.request import DEMO_MODEL_REF, GenerationRequest, StepUpdate
 from studio.engine.samplers import ScheduleCurve
+from studio.ui.canvas_inputs import CanvasSource, canvas_inputs
 from studio.ui.control_state import ControlList
 from studio.ui.jobs import Job, JobQueue
 from studio.ui.persistence import persisted, restore
@@ -40,13 +40,6 @@ if TYPE_CHECKING:
     from studio.engine.metadata import ReadResult
 
 log = logging.getLogger(__name__)
-
-
-class CanvasSource(Protocol):
-    """What the session reads from the canvas when Generate is pressed."""
-
-    def image(self) -> Image.Image | None: ...
-    def mask_array(self) -> np.ndarray | None: ...
 
 
 @dataclass(frozen=True)
@@ -115,6 +108,7 @@ class Session(QObject):
         self._size_follows_model = False  # set when the user picks another model
         self._rate = StepRate()
 
+        self.apply_settings()
         self.worker.message.connect(self._on_message)
         self.queue.start_requested.connect(self.worker.run)
         self.state.model_changed.connect(self._model_chosen)
@@ -156,6 +150,10 @@ class Session(QObject):
         except OSError as exc:
             log.warning("settings not saved: %s", exc)
 
+    def apply_settings(self) -> None:
+        """Hand the engine what it reads from the settings (after the settings dialog)."""
+        self.worker.set_allow_downloads(self.settings.allow_downloads)
+
     def set_output_dir(self, folder: str) -> None:
         old = self.output_dir()
         self.settings.output_dir = folder
@@ -195,12 +193,18 @@ class Session(QObject):
             self.state.width = self.state.height = info.native_size
             self._size_follows_model = False
 
-    def _model_failed(self, ref: str, message: str) -> None:
-        # the cache may have dropped the previous model already: choosing it again reloads it
-        self.loaded_model = None
+    def _model_failed(self, ref: str, message: str, still_loaded: LoadedModel | None) -> None:
+        self.error = message
+        self.loaded_model = still_loaded
+        if still_loaded is not None:  # refused before loading: the previous model stays in use
+            self._size_follows_model = False
+            self.state.model = still_loaded.ref
+            self.model_status = f"model: {still_loaded.info.name}"
+            self.load_status = f"{model_name(ref)} not loaded; {still_loaded.info.name} kept"
+            return
+        # the old weights were freed before the new ones failed: choosing a model loads it
         self.model_status = f"model: {model_name(ref)} (not loaded)"
         self.load_status = f"Model not loaded: {model_name(ref)}"
-        self.error = message
 
     # ---- generate -------------------------------------------------------------------------
     def generate(self) -> list[Job]:
@@ -212,7 +216,7 @@ class Session(QObject):
         self.error = ""
         self.notice = None
         try:
-            init, mask = self._canvas_inputs()
+            init, mask = canvas_inputs(self.state, self._canvas)
             controls = tuple(c for c in self.controls.specs() if c.enabled)
             request = self.state.request(resolve_seed(self.state.seed), init, mask, controls)
             loaded = self.loaded_model
@@ -246,25 +250,6 @@ class Session(QObject):
     def _canvas_image(self) -> Image.Image | None:
         return self._canvas.image() if self._canvas is not None else None
 
-    def _canvas_inputs(self) -> tuple[Image.Image | None, Image.Image | None]:
-        mode = self.state.mode
-        if mode == "txt2img":
-            return None, None
-        init = self.state.init_image or self._canvas_image()
-        if init is None:
-            raise ValueError(
-                f"{mode} needs an image: open, paste or drop one on the canvas, or generate one."
-            )
-        if mode != "inpaint":
-            return init, None
-        arr = self._canvas.mask_array() if self._canvas is not None else None
-        if arr is None:
-            raise ValueError("Inpainting needs a mask: paint over the area to repaint.")
-        mask = Image.fromarray(arr, "L")
-        if mask.size != init.size:  # the canvas shows a result of another size than the input
-            mask = mask.resize(init.size, Image.Resampling.NEAREST)
-        return init, mask
-
     def send_canvas_to(self, mode: str) -> None:
         """The canvas image becomes the input of img2img or inpaint, at its own size."""
         image = self._canvas_image()
@@ -292,7 +277,7 @@ class Session(QObject):
         elif m.event is e.model_loaded and m.loaded is not None:
             self._model_loaded(m.loaded)
         elif m.event is e.model_failed:
-            self._model_failed(m.ref, m.text)
+            self._model_failed(m.ref, m.text, m.loaded)
         elif m.job is None:
             return
         elif m.event is e.job_started:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -76,6 +77,12 @@ class SettingsDialog(QDialog):
         folders.addWidget(self.model_folders)
         folders.addLayout(buttons_row)
         form.addRow("Model folders", folders)
+        self.allow_downloads = QCheckBox("Download hub models that are not on this computer")
+        self.allow_downloads.setChecked(settings.allow_downloads)
+        self.allow_downloads.setToolTip(
+            "Off: the studio never goes online; a hub id must already be in the Hugging Face cache"
+        )
+        form.addRow("Network", self.allow_downloads)
 
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
@@ -89,6 +96,7 @@ class SettingsDialog(QDialog):
     def apply_to(self, settings: Settings, state: StudioState) -> None:
         """Output folder, format and model folders go to the settings, previews to the state."""
         settings.image_format = self.image_format.currentText()
+        settings.allow_downloads = self.allow_downloads.isChecked()
         state.preview_every = self.preview_every.value()
         state.preview_source = self.preview_source.currentData()
         settings.model_folders = [

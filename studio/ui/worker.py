@@ -50,7 +50,7 @@ class WorkerEvent(enum.Enum):
     ready = "ready"  # the engine is imported: jobs can run
     model_loading = "model_loading"  # ref
     model_loaded = "model_loaded"  # loaded
-    model_failed = "model_failed"  # ref, text
+    model_failed = "model_failed"  # ref, text, loaded: the model still in memory, or None
     job_started = "job_started"  # job
     schedule = "schedule"  # job, curve
     step = "step"  # job, update
@@ -98,6 +98,8 @@ class GenerationWorker(QObject):
         self._device = device
         self._initial_model = initial_model
         self._cache: Any = None
+        self.allow_downloads = False  # set from the UI thread; read when a load starts
+        self._loaded: LoadedModel | None = None  # what the cache holds now
 
     def _say(self, event: WorkerEvent, **fields: Any) -> None:
         self.message.emit(WorkerMessage(event, **fields))
@@ -134,6 +136,7 @@ class GenerationWorker(QObject):
         if self._cache is None:
             return "The engine did not start."
         self._say(WorkerEvent.model_loading, ref=ref)
+        self._cache.allow_downloads = self.allow_downloads
         start = time.perf_counter()
         try:
             info = self._cache.load(ref, on_status=lambda t: self._say(WorkerEvent.status, text=t))
@@ -142,10 +145,15 @@ class GenerationWorker(QObject):
             tokenizer = copy.deepcopy(tokenizer) if tokenizer is not None else None
         except Exception as exc:
             log.exception("model load failed")
-            self._say(WorkerEvent.model_failed, ref=ref, text=error_text(exc))
+            # a file refused before loading (a LoRA, a bad header) leaves the previous model in
+            # memory: say so, so that it stays in use
+            if self._cache._base is None:
+                self._loaded = None
+            self._say(WorkerEvent.model_failed, ref=ref, text=error_text(exc), loaded=self._loaded)
             return error_text(exc)
         device, dtype = str(self._cache.device), str(self._cache.dtype).replace("torch.", "")
         loaded = LoadedModel(ref, info, device, dtype, tokenizer, time.perf_counter() - start)
+        self._loaded = loaded
         self._say(WorkerEvent.model_loaded, ref=ref, loaded=loaded)
         return ""
 
@@ -223,6 +231,9 @@ class GenerationThread(QObject):
 
     def load_model(self, ref: str) -> None:
         self._load.emit(ref)
+
+    def set_allow_downloads(self, allow: bool) -> None:
+        self.worker.allow_downloads = allow  # one attribute write: safe across threads
 
     def run(self, job: Job) -> None:
         self._current = job

@@ -35,6 +35,9 @@ class FakeEngine(QObject):
     def load_model(self, ref: str) -> None:
         self.loads.append(ref)
 
+    def set_allow_downloads(self, allow: bool) -> None:
+        self.allow_downloads = allow
+
     def run(self, job: Job) -> None:
         self.runs.append(job)
 
@@ -134,6 +137,17 @@ def test_model_choice_loads_it_a_failure_is_an_error_and_sizes_follow_a_new_mode
     engine.say(WorkerEvent.model_failed, ref="/m/other", text="not a model folder")
     assert session.loaded_model is None and session.error == "not a model folder"
     assert "not loaded" in session.model_status
+
+    # a file refused before loading (here: a LoRA) leaves the loaded model in use
+    session.load_model("/m/lora.safetensors")
+    engine.say(
+        WorkerEvent.model_failed,
+        ref="/m/lora.safetensors",
+        text="lora.safetensors is a LoRA, not a Stable Diffusion checkpoint.",
+        loaded=_loaded("/m/tiny"),
+    )
+    assert session.loaded_model.ref == "/m/tiny" and session.state.model == "/m/tiny"
+    assert "is a LoRA" in session.error and "kept" in session.load_status
 
     session.load_model("/m/big")
     engine.say(WorkerEvent.model_loaded, ref="/m/big", loaded=_loaded("/m/big", 512))

@@ -1,0 +1,63 @@
+"""What a model reference means: a path never goes to the network, a hub id only when allowed,
+and a file that is no checkpoint is named before any pipeline is built."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from studio.cli import main
+from studio.engine.models import looks_like_hub_id, resolve_model
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path) -> list[object]:
+    attempts: list[object] = []
+
+    def blocked(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", blocked)
+    monkeypatch.setattr(socket, "create_connection", blocked)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    return attempts
+
+
+def test_path_like_references_are_never_hub_ids(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    assert looks_like_hub_id("stabilityai/stable-diffusion-2-1")
+    assert not looks_like_hub_id("models/mine")  # models/ is a folder here: a mistyped path
+    assert not looks_like_hub_id("./a/b") and not looks_like_hub_id("~/a")
+    assert not looks_like_hub_id("someone/model.safetensors")
+    with pytest.raises(ValueError, match="Model not found: 'models/mine'"):
+        resolve_model("models/mine")
+
+
+def test_an_uncached_hub_id_is_not_downloaded_unless_allowed(
+    tiny_model, tmp_path, capsys, no_network
+):
+    code = main(
+        ["generate", "-m", "someone/some-model", "-p", "x", "--outdir", str(tmp_path), "-q"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "not downloaded yet" in err and "--allow-download" in err
+    assert no_network == []  # not even a connection attempt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lora_given_as_a_model_is_named_and_nothing_runs(tmp_path, capsys):
+    lora = tmp_path / "detail-tweaker.safetensors"
+    save_file(
+        {"lora_unet_mid_block_attentions_0_proj_in.lora_down.weight": np.zeros((4, 8), np.float16)},
+        str(lora),
+    )
+    code = main(["generate", "-m", str(lora), "-p", "x", "--outdir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "detail-tweaker.safetensors is a LoRA" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
