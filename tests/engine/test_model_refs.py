@@ -61,3 +61,22 @@ def test_a_lora_given_as_a_model_is_named_and_nothing_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "detail-tweaker.safetensors is a LoRA" in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_file_never_breaks_a_folder_scan(tmp_path, tiny_model):
+    import os
+    import shutil
+
+    from studio.engine.models import find_models
+
+    from tests.engine.test_checkpoints import FILES, _write
+
+    _write(tmp_path / "good-sd15.safetensors", FILES["sd15"])
+    _write(tmp_path / "good-xl.safetensors", FILES["sdxl-base"])
+    shutil.copytree(tiny_model, tmp_path / "tiny-folder")
+    (tmp_path / "truncated.safetensors").write_bytes(b"\x10\x00")
+    _write(tmp_path / "a-lora.safetensors", {"x.lora_down.weight": (4, 8)})
+    os.mkfifo(tmp_path / "pipe.safetensors")  # would block a naive open forever
+    (tmp_path / "zero.safetensors").symlink_to("/dev/zero")
+    found = {m.name: m.family for m in find_models([tmp_path])}
+    assert found == {"good-sd15": "sd1", "good-xl": "sdxl", "tiny-folder": "small"}
