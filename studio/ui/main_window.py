@@ -38,6 +38,7 @@ from studio.ui.canvas import CanvasPanel
 from studio.ui.control_panel import ControlPanel
 from studio.ui.gallery import Gallery
 from studio.ui.insight_strip import InsightStrip
+from studio.ui.jobs import Job
 from studio.ui.params_panel import ParamsPanel
 from studio.ui.prompt_panel import PromptPanel
 from studio.ui.properties import bind
@@ -181,7 +182,7 @@ class MainWindow(QMainWindow):
         self.params.add_model_requested.connect(self._add_model_dialog)
 
     # ---- what the session reports ----------------------------------------------------------
-    def _show_result(self, job: Any) -> None:
+    def _show_result(self, job: Job) -> None:
         if job.result.images:
             self.canvas.set_image(job.result.images[0])
         self.gallery.add_results(list(job.paths))
