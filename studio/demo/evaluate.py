@@ -3,6 +3,7 @@
     python -m studio.demo.evaluate --cfg 1 7 --single 100 --pairs 50
     python -m studio.demo.evaluate --speed 10     # seconds per image at 20 steps, 128x128
     python -m studio.demo.evaluate --vae-ceiling  # the checker on VAE round trips: the ceiling
+    python -m studio.demo.evaluate --plain-diffusers --cfg 7 --pairs 0  # as other tools load it
 
 Captions come from a seed range never used in training; the checker reads each image back with
 colour segmentation and a shape classifier built from the world's own renderings.
@@ -93,17 +94,32 @@ def score_pair(case: Case, r: Reading) -> dict[str, bool]:
 
 def load_pipeline(model: Path, threads: int | None = None):
     import torch
-    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline
+
+    from studio.engine.request import GenerationRequest, ScheduleOptions
+    from studio.engine.samplers import make_scheduler
 
     if threads:
         torch.set_num_threads(threads)
     pipe = StableDiffusionPipeline.from_pretrained(
         str(model), local_files_only=True, safety_checker=None, requires_safety_checker=False
     )
-    # The app's default sampler, "DPM++ 2M Karras".
-    pipe.scheduler = DPMSolverMultistepScheduler.from_config(
-        pipe.scheduler.config, use_karras_sigmas=True
+    # The app's default sampler ("DPM++ 2M Karras"), built from the model's config as the app does.
+    pipe.scheduler = make_scheduler(
+        pipe.scheduler.config, GenerationRequest().sampler, ScheduleOptions()
     )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_plain_pipeline(model: Path, threads: int | None = None):
+    """The model as any diffusers user loads it: DiffusionPipeline and the scheduler it ships."""
+    import torch
+    from diffusers import DiffusionPipeline
+
+    if threads:
+        torch.set_num_threads(threads)
+    pipe = DiffusionPipeline.from_pretrained(str(model), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -166,8 +182,9 @@ def evaluate(
     n_pairs: int,
     steps: int = 20,
     out_dir: Path | None = None,
+    plain: bool = False,
 ) -> str:
-    pipe = load_pipeline(model)
+    pipe = load_plain_pipeline(model) if plain else load_pipeline(model)
     checker = Checker()
     singles, pairs = single_cases(n_single), pair_cases(n_pairs)
     single_rows: dict[float, list[dict[str, bool]]] = {}
@@ -244,6 +261,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out-dir", type=Path, default=None, help="save contact sheets here")
     p.add_argument("--speed", type=int, default=0, help="only time N images")
     p.add_argument("--vae-ceiling", action="store_true", help="only score VAE round trips")
+    p.add_argument(
+        "--plain-diffusers",
+        action="store_true",
+        help="score DiffusionPipeline.from_pretrained(MODEL) with the scheduler the model ships,\n"
+        "not the app's sampler (the same captions and seeds)",
+    )
     a = p.parse_args(argv)
     import torch
 
@@ -254,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.vae_ceiling:
         print(vae_ceiling(a.model, a.single))
         return
-    print(evaluate(a.model, a.cfg, a.single, a.pairs, a.steps, a.out_dir))
+    print(evaluate(a.model, a.cfg, a.single, a.pairs, a.steps, a.out_dir, a.plain_diffusers))
 
 
 if __name__ == "__main__":

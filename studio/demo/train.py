@@ -384,7 +384,8 @@ def train_unet(
 
 
 def export(run: Path, out: Path, use_ema: bool = True) -> None:
-    from diffusers import PNDMScheduler, StableDiffusionPipeline
+    import diffusers
+    from diffusers import StableDiffusionPipeline
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -410,7 +411,9 @@ def export(run: Path, out: Path, use_ema: bool = True) -> None:
         text_encoder=text,
         tokenizer=tok,
         unet=unet,
-        scheduler=PNDMScheduler(**{**models.SCHEDULER_CONFIG, **config}),
+        scheduler=getattr(diffusers, models.DEFAULT_SCHEDULER).from_config(
+            models.shipped_scheduler_config(**config)
+        ),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -421,6 +424,13 @@ def export(run: Path, out: Path, use_ema: bool = True) -> None:
     unet.to(torch.float16)
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(str(out), safe_serialization=True)
+    shipped = {
+        **models.shipped_scheduler_config(**config),
+        "_diffusers_version": diffusers.__version__,
+    }
+    (out / "scheduler" / "scheduler_config.json").write_text(
+        json.dumps(shipped, indent=2, sort_keys=True) + "\n"
+    )
     # transformers 5 saves only tokenizer.json; ship the plain vocab.json + merges.txt that
     # every CLIPTokenizer version reads.
     shutil.rmtree(out / "tokenizer")

@@ -1,6 +1,7 @@
 """Sampler names users know (A1111's) <-> diffusers schedulers, and the schedule options on top.
 
-Changing the sampler builds a new scheduler from the model's own scheduler config; weights never reload.
+Changing the sampler builds a new scheduler from the facts in the model's scheduler config (its
+noise schedule and prediction type); weights never reload.
 """
 
 from __future__ import annotations
@@ -45,8 +46,18 @@ SAMPLERS: tuple[str, ...] = tuple(SAMPLER_SPECS)
 # "Schedule type" as A1111 shows it; Automatic keeps what the sampler name implies.
 SCHEDULE_TYPES: tuple[str, ...] = ("Automatic", "Karras", "Uniform")
 
-# Config keys that belong to one scheduler class and confuse another when carried over.
-_NOT_CARRIED = ("use_karras_sigmas", "algorithm_type", "solver_order", "timestep_type")
+# What a model's scheduler config says about the model, so every sampler takes it over: the
+# training noise schedule, what the UNet predicts, how sampling timesteps sit on the training ones
+# (SD's leading spacing, steps_offset, DDIM's final alpha), the range of x0, and an LCM's
+# distillation. The rest (Karras sigmas, solver order and algorithm, final sigma type...) is the
+# shipped default sampler's own choice and would change every other sampler if carried over.
+MODEL_SCHEDULE_KEYS = (
+    "num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
+    "rescale_betas_zero_snr", "prediction_type", "timestep_spacing", "steps_offset",
+    "set_alpha_to_one", "clip_sample", "clip_sample_range", "thresholding",
+    "dynamic_thresholding_ratio", "sample_max_value", "original_inference_steps",
+    "timestep_scaling",
+)  # fmt: skip
 
 
 def schedule_type_of(options: ScheduleOptions) -> str:
@@ -91,7 +102,7 @@ def make_scheduler(
 
     overrides = scheduler_overrides(sampler, options)
     cls = getattr(diffusers, SAMPLER_SPECS[sampler].scheduler)
-    config = {k: v for k, v in dict(model_config).items() if k not in _NOT_CARRIED}
+    config = {k: v for k, v in dict(model_config).items() if k in MODEL_SCHEDULE_KEYS}
     accepted = inspect.signature(cls.__init__).parameters
     if "noise_sampler_seed" in accepted and seed is not None:
         # the SDE solver's Brownian tree has its own RNG; without a seed it is never the same twice
