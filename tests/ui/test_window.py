@@ -481,3 +481,23 @@ def test_a_seed_past_32_bits_gives_the_same_pixels_through_window_cli_gallery_an
     again = make_window(model=None)
     assert again.session.state.seed == seed and again.params.seed.text() == str(seed)
     assert np.array_equal(np.asarray(Image.open(_generate(qtbot, again).paths[0])), first)
+
+
+def test_a_lora_chosen_as_the_model_is_named_and_the_loaded_model_stays(
+    qtbot, make_window, tmp_path
+):
+    from safetensors.numpy import save_file
+
+    window = make_window()
+    lora = tmp_path / "add-detail.safetensors"
+    save_file(
+        {"lora_unet_mid_block_attentions_0_proj_in.lora_down.weight": np.zeros((4, 8))}, str(lora)
+    )
+    loaded = window.session.loaded_model
+    window.session.load_model(str(lora))
+    qtbot.waitUntil(lambda: "is a LoRA" in window.banner.text(), timeout=60_000)
+    assert window.session.loaded_model is loaded  # refused before any weights moved
+    assert window.session.state.model == loaded.ref
+    assert window.params.model.currentData() == loaded.ref
+    job = _generate(qtbot, window)
+    assert job.state is JobState.done, job.error
