@@ -51,6 +51,9 @@ SCHEDULER_CONFIG: dict[str, Any] = dict(
     beta_schedule="scaled_linear",
     prediction_type="epsilon",
     set_alpha_to_one=False,
+    # DDIM and DDPM clip x0 to [-1, 1] by default, which is for pixel models: on latents it turns
+    # the image into noisy texture (SD 1.5's own config says false as well)
+    clip_sample=False,
     steps_offset=1,
     skip_prk_steps=True,
     timestep_spacing="leading",

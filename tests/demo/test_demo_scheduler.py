@@ -167,7 +167,9 @@ def test_the_shipped_defaults_choices_reach_no_sampler():
     from studio.engine.samplers import make_scheduler
     from studio.paths import DEMO_MODEL
 
-    loaded = getattr(diffusers, PNDM_CONFIG["_class_name"]).from_config(PNDM_CONFIG).config
+    # the old config with today's schedule facts: clip_sample false was added since (DDIM/DDPM fix)
+    facts = {**PNDM_CONFIG, "clip_sample": False}
+    loaded = getattr(diffusers, PNDM_CONFIG["_class_name"]).from_config(facts).config
     shipped_dir = DEMO_MODEL / "scheduler"
     cls = json.loads((shipped_dir / "scheduler_config.json").read_text())["_class_name"]
     shipped = getattr(diffusers, cls).from_pretrained(shipped_dir).config  # as PipelineCache has it
