@@ -68,7 +68,6 @@ def test_a_bad_file_never_breaks_a_folder_scan(tmp_path, tiny_model):
     import shutil
 
     from studio.engine.models import find_models
-
     from tests.engine.test_checkpoints import FILES, _write
 
     _write(tmp_path / "good-sd15.safetensors", FILES["sd15"])
