@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from platformdirs import user_config_path, user_data_path, user_pictures_path
+from platformdirs import user_cache_path, user_config_path, user_data_path, user_pictures_path
 
 APP_NAME = "DiffusionStudio"
 
@@ -24,3 +24,7 @@ def default_output_dir() -> Path:
 
 def config_dir() -> Path:
     return user_config_path(APP_NAME)
+
+
+def cache_dir() -> Path:
+    return user_cache_path(APP_NAME)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 from studio.engine.checkpoints import Checkpoint, read_header, recognise
 from studio.engine.request import DEMO_MODEL_REF
-from studio.paths import DEMO_CONTROLNETS, DEMO_MODEL
+from studio.paths import DEMO_CONTROLNETS, DEMO_MODEL, cache_dir
 
 # Pickle-based formats run arbitrary code when loaded: we refuse them instead of guessing.
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
@@ -40,6 +42,9 @@ class ModelInfo:
     # (size, mtime_ns) when inspected; None for hub ids
     weights_file: Path | None = None
     weights_version: tuple[int, int] | None = None
+    # A1111's hash is of a single checkpoint file; a diffusers folder has no standard hash, and
+    # one of its UNet file alone would match nothing in other tools: none is written
+    hashable: bool = True
     cross_attention_dim: int = 768  # width of the text features the UNet attends to
     checkpoint: Checkpoint | None = None  # what a single file's header says it is
 
@@ -57,7 +62,7 @@ class ModelInfo:
         is hashed once per process. A file replaced since inspection gives "" rather than the hash
         of weights that were never loaded.
         """
-        if self.weights_file is None:
+        if self.weights_file is None or not self.hashable:
             return ""
         try:
             if _file_version(self.weights_file) != self.weights_version:
@@ -134,6 +139,7 @@ def inspect_diffusers_folder(folder: Path, ref: str | None = None) -> ModelInfo:
         native_size=native,
         inpaint_unet=int(unet_config.get("in_channels", 4)) == 9,
         **_weights_fields(_weights_file(folder / "unet")),
+        hashable=False,
         cross_attention_dim=int(unet_config.get("cross_attention_dim", 768)),
     )
 
@@ -253,8 +259,39 @@ def file_short_hash(path: Path) -> str:
 
 @lru_cache(maxsize=64)
 def _sha256_prefix(path: str, size: int, mtime_ns: int) -> str:
-    # size and mtime are part of the cache key so a replaced file is hashed again
-    return _sha256_of_file(path)[:10]
+    # size and mtime are part of the key so a replaced file is hashed again; the disk cache
+    # keeps a multi-GB checkpoint from being read again in every session
+    key = f"{path}|{size}|{mtime_ns}"
+    known = _hash_cache().get(key)
+    if isinstance(known, str) and len(known) == 64:
+        return known[:10]
+    digest = _sha256_of_file(path)
+    _remember_hash(key, digest)
+    return digest[:10]
+
+
+HASH_CACHE_FILE = "hashes.json"
+
+
+def _hash_cache() -> dict[str, object]:
+    try:
+        data = json.loads((cache_dir() / HASH_CACHE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, or damaged: hashing again is always correct
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember_hash(key: str, digest: str) -> None:
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        data = {**_hash_cache(), key: digest}
+        fd, tmp = tempfile.mkstemp(prefix=".hashes-", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        os.replace(tmp, folder / HASH_CACHE_FILE)
+    except OSError:  # a read-only cache folder only costs a rehash next time
+        pass
 
 
 def _sha256_of_file(path: str) -> str:

@@ -52,28 +52,52 @@ def fake_checkpoint(path: Path, payload: bytes = b"\0" * 64) -> Path:
     return path
 
 
-def test_load_hashes_nothing_and_a_save_hashes_the_weights_once(tiny_model, tmp_path, hashed):
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SD 1.x single file, with its tiny configs beside it."""
+    import shutil
+
+    from tests.ldm_layout import write_tiny_single_file
+
+    tiny = write_tiny_single_file("sd1", tmp_path_factory.mktemp("checkpoint"))
+    shutil.copytree(tiny.config, tiny.path.with_name(tiny.path.name + ".config"))
+    return tiny.path
+
+
+def test_load_hashes_nothing_and_a_save_hashes_the_checkpoint_once(
+    tiny_checkpoint, tmp_path, hashed
+):
+    ref = str(tiny_checkpoint)
     cache = PipelineCache("cpu")
-    info = cache.load(str(tiny_model))
-    cache.load(str(tiny_model))  # already loaded: nothing to do
-    PipelineCache("cpu").load(str(tiny_model))  # a second cache loads again, still no hash
+    info = cache.load(ref)
+    cache.load(ref)  # already loaded: nothing to do
+    PipelineCache("cpu").load(ref)  # a second cache loads again, still no hash
     assert hashed == []
 
-    request = GenerationRequest(
-        model=str(tiny_model), prompt="a red circle", width=64, height=64, steps=2, seed=3
-    )
+    request = GenerationRequest(model=ref, prompt="a red circle", width=64, height=64, steps=2)
     folder = OutputFolder(tmp_path / "out", "{counter:03}")
     paths = save_result(generate(request, cache), folder)
     paths += save_result(generate(request.with_(seed=4), cache), folder)
-    assert len(paths) == 2
-    weights = info.weights_file
-    assert weights is not None and weights.parent.name == "unet"
-    assert hashed == [str(weights.resolve())]  # once, for both images
+    assert len(paths) == 2 and info.weights_file == tiny_checkpoint
+    assert hashed == [str(tiny_checkpoint.resolve())]  # once, for both images
 
-    # what the metadata says is the real A1111 short hash of the UNet weights
+    # what the metadata says is A1111's short hash of the checkpoint file
     for path in paths:
-        read = md.read_settings(path)
-        assert read.model_hash == short_sha256(weights)
+        assert md.read_settings(path).model_hash == short_sha256(tiny_checkpoint)
+
+    # the next session finds it in the hash cache on disk: the file is not read again
+    models._sha256_prefix.cache_clear()
+    assert models.resolve_model(ref).model_hash == short_sha256(tiny_checkpoint)
+    assert hashed == [str(tiny_checkpoint.resolve())]
+
+
+def test_a_diffusers_folder_writes_no_model_hash(tiny_model, tmp_path, hashed):
+    cache = PipelineCache("cpu")
+    request = GenerationRequest(model=str(tiny_model), prompt="x", width=64, height=64, steps=1)
+    (path,) = save_result(generate(request, cache), OutputFolder(tmp_path / "out"))
+    read = md.read_settings(path)
+    assert read.model_hash in ("", None) and hashed == []
+    assert "Model hash" not in (read.raw_parameters or "")
 
 
 def test_the_pipeline_is_built_once_per_model(tiny_model, monkeypatch):
