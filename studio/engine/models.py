@@ -336,8 +336,11 @@ def _family_from_folder(index: dict, folder: Path, native: int) -> str:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
         raise ValueError(f"{path} is corrupt ({e}).") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is corrupt (a JSON {type(data).__name__}, not an object).")
+    return data

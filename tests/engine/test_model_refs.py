@@ -79,3 +79,32 @@ def test_a_bad_file_never_breaks_a_folder_scan(tmp_path, tiny_model):
     (tmp_path / "zero.safetensors").symlink_to("/dev/zero")
     found = {m.name: m.family for m in find_models([tmp_path])}
     assert found == {"good-sd15": "sd1", "good-xl": "sdxl", "tiny-folder": "small"}
+
+
+@pytest.mark.parametrize("component", ["vae", "unet", "text_encoder"])
+def test_a_malformed_config_in_a_folder_gives_a_message(tmp_path, tiny_model, capsys, component):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    (folder / component / "config.json").write_text("[1, 2, 3]")
+    with pytest.raises(ValueError, match=f"{component}/config.json is corrupt"):
+        resolve_model(str(folder))
+    code = main(["generate", "-m", str(folder), "-p", "x", "--outdir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and "is corrupt" in err and err.count("\n") == 1
+
+
+def test_regenerate_names_the_hub_model_it_needs_and_stays_offline(tmp_path, capsys, no_network):
+    from PIL import Image
+
+    from studio.engine.metadata import write_image
+    from studio.engine.request import GenerationRequest
+
+    request = GenerationRequest(model="someone/sd-model", prompt="a castle", width=64, height=64)
+    image = Image.new("RGB", (64, 64))
+    path = write_image(tmp_path / "hub.png", image, request, model_name="sd-model", model_hash="")
+    code = main(["regenerate", str(path), "-o", str(tmp_path / "again.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and "someone/sd-model" in err and "not downloaded yet" in err
+    assert no_network == [] and not (tmp_path / "again.png").exists()
