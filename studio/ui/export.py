@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
+from studio.engine.images import open_image
 
 SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
 
@@ -16,14 +16,11 @@ def export_image(source: Path, target: Path) -> Path:
     if target.suffix.lower() not in SUFFIX_FORMATS:
         target = target.with_name(target.name + ".png")
     fmt = SUFFIX_FORMATS[target.suffix.lower()]
-    with Image.open(source) as img:
-        img.load()
-        image = img.copy()
+    image = open_image(source)  # the allowed formats only, size checked before decoding
     found = read_settings(source)
     if found.request is None:
         # nothing to carry: a plain copy in the new format
-        out = image.convert("RGB") if fmt == "jpeg" and image.mode not in ("RGB", "L") else image
-        out.save(target, format=fmt.upper())
+        image.save(target, format=fmt.upper())
         return target
     return write_image(
         target,
