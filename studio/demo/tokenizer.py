@@ -11,27 +11,9 @@ from collections import Counter
 from pathlib import Path
 
 from studio.demo.world import vocabulary
+from studio.engine.clip_vocab import BOS, EOS, bytes_to_unicode
 
-BOS = "<|startoftext|>"
-EOS = "<|endoftext|>"
 MAX_LENGTH = 77
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    # The byte <-> printable character table of GPT-2 / CLIP.
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 def _train_merges(words: list[str]) -> list[tuple[str, str]]:
@@ -61,7 +43,7 @@ def _train_merges(words: list[str]) -> list[tuple[str, str]]:
 def build_tokenizer_files(folder: Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    base = list(_bytes_to_unicode().values())
+    base = list(bytes_to_unicode().values())
     tokens = base + [c + "</w>" for c in base]
     merges = _train_merges(vocabulary())
     for a, b in merges:
