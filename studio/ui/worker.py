@@ -147,7 +147,7 @@ class GenerationWorker(QObject):
             log.exception("model load failed")
             # a file refused before loading (a LoRA, a bad header) leaves the previous model in
             # memory: say so, so that it stays in use
-            if self._cache._base is None:
+            if self._cache.info is None:  # the cache freed it before the new one failed
                 self._loaded = None
             self._say(WorkerEvent.model_failed, ref=ref, text=error_text(exc), loaded=self._loaded)
             return error_text(exc)
@@ -299,12 +299,6 @@ class BackgroundThread(QThread):
         if self.isRunning():
             self.wait()
 
-    def is_idle(self) -> bool:
-        with self._wake:
-            return not self._pending and not self._busy
-
-    _busy = False
-
     def run(self) -> None:
         while True:
             with self._wake:
@@ -313,7 +307,6 @@ class BackgroundThread(QThread):
                 if self._stopping:
                     return
                 task = self._pending.pop(next(iter(self._pending)))
-                self._busy = True
             try:
                 outcome = TaskOutcome(task, result=task.run())
             except ValueError as exc:  # written for users
@@ -321,8 +314,6 @@ class BackgroundThread(QThread):
             except Exception as exc:  # a broken file or package: report, never take the UI down
                 log.warning("background task %s failed", task.key, exc_info=True)
                 outcome = TaskOutcome(task, error=error_text(exc))
-            with self._wake:
-                self._busy = False
             self.finished_task.emit(outcome)
 
     def _deliver(self, outcome: TaskOutcome) -> None:
