@@ -196,10 +196,9 @@ class MainWindow(QMainWindow):
     def _show_notice(self, notice: Notice | None) -> None:
         if notice is None:
             return
-        path = notice.action_path
         action = None
-        if notice.action_label and path is not None:
-            action = (notice.action_label, lambda: self.session.restore_from_file(path))
+        if notice.action_label:
+            action = (notice.action_label, lambda: self.session.accept_notice(notice))
         self.banner.show_message(notice.text, "info", action)
 
     def _model_loaded(self, loaded: LoadedModel | None) -> None:

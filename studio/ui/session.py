@@ -49,6 +49,7 @@ class Notice:
     text: str
     action_label: str = ""
     action_path: Path | None = None  # the image whose settings the action restores
+    found: ReadResult | None = None  # those settings, read already: the action applies them
 
 
 def model_name(ref: str) -> str:
@@ -356,11 +357,16 @@ class Session(QObject):
         def found(result: ReadResult) -> None:
             if result.request is not None:
                 text = f"{path.name} carries generation settings ({result.source})."
-                self.notice = Notice(text, "Restore settings", path)
+                self.notice = Notice(text, "Restore settings", path, result)
 
         self.background.submit(
             BackgroundTask(f"offer:{path}", lambda: read_settings(path), found, lambda _: None)
         )
+
+    def accept_notice(self, notice: Notice) -> None:
+        """The banner's action: apply the settings the notice offered, without reading again."""
+        if notice.action_path is not None and notice.found is not None:
+            self._apply_read(notice.action_path, notice.found)
 
     def _sync_control_size(self, *_: int) -> None:
         self.controls.set_size(self.state.width, self.state.height)
