@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from studio.engine.metadata.infotext import _RE_PARAM, _unquote, split_a1111_text
+from studio.engine.metadata.infotext import _unquote, find_params, split_a1111_text
 from studio.engine.metadata.result import ReadResult
 from studio.engine.metadata.sampler_names import _resolve_sampler, _split_karras
 from studio.engine.request import ControlSpec, GenerationRequest, ScheduleOptions
@@ -26,7 +26,8 @@ _A1111_MODULE_PREFIXES = (
 
 _RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
 _RE_CONTROLNET = re.compile(r"^ControlNet \d+$")
-_RE_MODEL_HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]+\]$")
+# no leading \s*: sub() would rescan a long run of spaces from each of its positions
+_RE_MODEL_HASH_SUFFIX = re.compile(r"\[[0-9a-fA-F]+\]$")
 _CORE_KEYS = ("Steps", "Sampler", "CFG scale", "Seed", "Size")
 
 
@@ -55,7 +56,7 @@ def _sampler_from_a1111(
 def _controlnet_from_a1111(
     key: str, text: str, unmapped: dict[str, str], warnings: list[str]
 ) -> ControlSpec | None:
-    values = {k: _unquote(v.strip()) for k, v in _RE_PARAM.findall(text)}
+    values = {k: _unquote(v.strip()) for k, v in find_params(text)}
     module = values.pop("Module", "none").strip()
     preprocessor = next(
         (ours for pre, ours in _A1111_MODULE_PREFIXES if module.startswith(pre)), None

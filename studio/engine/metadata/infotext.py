@@ -90,8 +90,47 @@ def a1111_parameters(
     return f"{request.prompt}{negative}\n{line}".strip()
 
 
-# the same key/value pattern as A1111's infotext_utils.re_param
-_RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# A1111's infotext_utils.re_param is r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'.
+# Its findall backtracks over every colon-less run of key characters from each start: quadratic
+# (1 MB of plain text takes minutes). find_params gives the same pairs in linear time: a key is
+# found from its colon, the run of key characters before it starting at a run boundary (the
+# lookbehind), so each character is scanned a bounded number of times.
+_RE_KEY_RUN = re.compile(r"(?<![\w \-/])[\w \-/]+:")
+_RE_WORD = re.compile(r"\w")
+_RE_SPACE = re.compile(r"\s*")
+_RE_QUOTED = re.compile(r'"(?:\\.|[^\\"])+"')
+
+
+def _ends_value(text: str, end: int) -> bool:
+    # the (?:,|$) after a value; $ also matches before a final newline
+    return end == len(text) or text[end] == "," or (end == len(text) - 1 and text[end] == "\n")
+
+
+def _value(text: str, start: int) -> tuple[str, int]:
+    """The value after a key's colon and where the next key may start."""
+    start = _RE_SPACE.match(text, start).end()  # type: ignore[union-attr]
+    quoted = _RE_QUOTED.match(text, start)
+    if quoted and _ends_value(text, quoted.end()):
+        end = quoted.end()
+    else:
+        comma = text.find(",", start)
+        end = len(text) if comma < 0 else comma
+    return text[start:end], end + 1 if end < len(text) and text[end] == "," else end
+
+
+def find_params(text: str) -> list[tuple[str, str]]:
+    """(key, raw value) pairs exactly as A1111's re_param.findall gives them, in linear time."""
+    pairs: list[tuple[str, str]] = []
+    pos = 0
+    while (run := _RE_KEY_RUN.search(text, pos)) is not None:
+        colon = run.end() - 1
+        first = _RE_WORD.search(text, run.start(), colon)  # a key starts with a word character
+        if first is None or colon - first.start() < 2:  # and has at least two characters
+            pos = run.end()
+            continue
+        value, pos = _value(text, colon + 1)
+        pairs.append((text[first.start() : colon], value))
+    return pairs
 
 
 def _unquote(value: str) -> str:
@@ -108,8 +147,9 @@ def split_a1111_text(text: str) -> tuple[str, str, dict[str, str] | None]:
     """(prompt, negative prompt, {key: value}) as A1111 splits it; None when no settings line."""
     *lines, last = text.strip().split("\n")
     params: dict[str, str] | None = None
-    if len(_RE_PARAM.findall(last)) >= 3:
-        params = {k: _unquote(v.strip()) for k, v in _RE_PARAM.findall(last)}
+    pairs = find_params(last)
+    if len(pairs) >= 3:
+        params = {k: _unquote(v.strip()) for k, v in pairs}
     else:
         lines.append(last)
     prompt: list[str] = []
