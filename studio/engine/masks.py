@@ -93,9 +93,14 @@ def mask_bounds(
     padding: int,
     image_size: tuple[int, int],
     multiple: int = 8,
+    target_size: tuple[int, int] | None = None,
 ) -> Box:
     """The box around the painted area plus `padding`, clamped to the image, each side a multiple of
-    `multiple` where the image allows (for "inpaint only masked": the crop the model repaints)."""
+    `multiple` where the image allows (for "inpaint only masked": the crop the model repaints).
+
+    With `target_size` (the size the crop is scaled to), the narrow side grows to its aspect ratio
+    where the image allows, as A1111 does, so the crop is not stretched on the way.
+    """
     arr = _as_array(mask)
     width, height = image_size
     if (arr.shape[1], arr.shape[0]) != (width, height):
@@ -107,23 +112,34 @@ def mask_bounds(
         raise ValueError(f"The mask padding must be 0 or more pixels; got {padding}.")
     if multiple < 1:
         raise ValueError(f"The size multiple must be 1 or more; got {multiple}.")
+    if target_size is not None and min(target_size) <= 0:
+        raise ValueError(
+            f"The target size must be positive; got {target_size[0]}x{target_size[1]}."
+        )
     ys, xs = np.nonzero(arr)
     if xs.size == 0:
         raise ValueError("The mask is empty: paint the area to repaint first.")
-    left, right = _padded_span(int(xs.min()), int(xs.max()) + 1, padding, width, multiple)
-    top, bottom = _padded_span(int(ys.min()), int(ys.max()) + 1, padding, height, multiple)
+    left, right = max(0, int(xs.min()) - padding), min(width, int(xs.max()) + 1 + padding)
+    top, bottom = max(0, int(ys.min()) - padding), min(height, int(ys.max()) + 1 + padding)
+    box_w, box_h = right - left, bottom - top
+    if target_size is not None:
+        # ceil(box_h * target_w / target_h) in integers, so no float rounding can add a pixel
+        target_w, target_h = target_size
+        box_w, box_h = (
+            max(box_w, -(-box_h * target_w // target_h)),
+            max(box_h, -(-box_w * target_h // target_w)),
+        )
+    left, right = _span(left, right, box_w, width, multiple)
+    top, bottom = _span(top, bottom, box_h, height, multiple)
     return left, top, right, bottom
 
 
-def _padded_span(lo: int, hi: int, padding: int, limit: int, multiple: int) -> tuple[int, int]:
-    lo, hi = max(0, lo - padding), min(limit, hi + padding)
-    target = -(-(hi - lo) // multiple) * multiple  # round the length up to the multiple
-    if target > limit:
-        return 0, limit  # the image itself is smaller: take all of it
-    # grow around the centre, then slide back inside the image
-    lo -= (target - (hi - lo)) // 2
-    lo = min(max(lo, 0), limit - target)
-    return lo, lo + target
+def _span(lo: int, hi: int, length: int, limit: int, multiple: int) -> tuple[int, int]:
+    """lo..hi grown about its centre to `length` rounded up to `multiple`, kept inside 0..limit."""
+    length = min(-(-length // multiple) * multiple, limit)  # the image itself may be smaller
+    lo -= (length - (hi - lo)) // 2
+    lo = min(max(lo, 0), limit - length)  # slide back inside the image
+    return lo, lo + length
 
 
 def crop_to_bounds(image: Image.Image, box: Box) -> Image.Image:

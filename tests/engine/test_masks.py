@@ -101,11 +101,32 @@ def test_mask_bounds_on_an_image_not_a_multiple_of_eight():
     assert left <= 88 and top <= 53
 
 
+def test_mask_bounds_grows_the_narrow_side_to_the_target_aspect_ratio():
+    def bounds(target_size: tuple[int, int] | None) -> masks.Box:
+        return masks.mask_bounds(_square_mask(), 2, (96, 64), target_size=target_size)
+
+    # painted 40..60 x 20..40 (20x20) in a 96x64 image; padding 2 makes it 24x24
+    assert bounds(None) == (38, 18, 62, 42)
+    # a 2:1 target widens it about its centre to 48x24; a 1:2 target makes it 24x48
+    assert bounds((512, 256)) == (26, 18, 74, 42)
+    assert bounds((256, 512)) == (38, 6, 62, 54)
+    # a 1:4 target wants 96 rows of a 64-row image: all of them, as near the ratio as it goes
+    assert bounds((128, 512)) == (38, 0, 62, 64)
+
+
+def test_mask_bounds_aspect_box_slides_inside_the_image():
+    # 12x12 painted at the right edge; a 3:1 target wants 36x12, rounded up to 40x16
+    corner = _square_mask(box=(84, 20, 96, 32))
+    assert masks.mask_bounds(corner, 0, (96, 64), target_size=(192, 64)) == (56, 18, 96, 34)
+
+
 def test_mask_bounds_errors_are_readable():
     with pytest.raises(ValueError, match="empty"):
         masks.mask_bounds(np.zeros((8, 8), np.uint8), 4, (8, 8))
     with pytest.raises(ValueError, match="same size"):
         masks.mask_bounds(_square_mask(), 4, (10, 10))
+    with pytest.raises(ValueError, match="target size must be positive"):
+        masks.mask_bounds(_square_mask(), 4, (96, 64), target_size=(0, 64))
 
 
 def test_paste_back_keeps_unmasked_pixels_bit_identical():
