@@ -7,6 +7,7 @@ import inspect
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,7 +15,7 @@ from PIL import Image
 
 from studio.engine.checks import check_request
 from studio.engine.control import preprocess_control
-from studio.engine.masks import paste_back, prepare_mask
+from studio.engine.masks import Box, crop_to_bounds, mask_bounds, paste_back, prepare_mask
 from studio.engine.models import ModelInfo
 from studio.engine.pipelines import PipelineCache, pipeline_mode
 from studio.engine.request import ControlSpec, GenerationRequest, GenerationResult, StepUpdate
@@ -62,11 +63,13 @@ def generate(
     tracker = _StepTracker(cache, on_step, cancel, preview_every, preview_source, preview_budget)
     tracker.watch(pipe.scheduler)
 
-    # 3. Inputs for the mode, and the control maps
-    call_kwargs = _mode_inputs(request, info)
+    # 3. Inputs for the mode, and the control maps (cropped like the image for "only masked")
+    inpaint = _Inpaint.of(request)
+    call_kwargs = _mode_inputs(request, info, inpaint)
     control_maps = [preprocess_control(c, (request.width, request.height)) for c in controls]
     if controls:
-        call_kwargs.update(_control_inputs(controls, control_maps, "image" in call_kwargs))
+        maps = [inpaint.zoom(m) for m in control_maps] if inpaint is not None else control_maps
+        call_kwargs.update(_control_inputs(controls, maps, "image" in call_kwargs))
     accepted = inspect.signature(pipe.__call__).parameters
     if request.schedule.cfg_rescale > 0:
         if "guidance_rescale" not in accepted:
@@ -97,8 +100,8 @@ def generate(
 
     # 6. Keep the user's pixels outside the mask exactly as they were
     images = list(output.images)
-    if pipeline_mode(request, info) == "inpaint" and request.mode == "inpaint":
-        images = [_paste_back(request, image) for image in images]
+    if inpaint is not None:
+        images = [inpaint.paste_back(image) for image in images]
     return GenerationResult(
         request=request,
         images=images,
@@ -126,21 +129,18 @@ def _control_inputs(
     }
 
 
-def _mode_inputs(request: GenerationRequest, info: ModelInfo) -> dict[str, Any]:
+def _mode_inputs(
+    request: GenerationRequest, info: ModelInfo, inpaint: _Inpaint | None
+) -> dict[str, Any]:
     size = (request.width, request.height)
     mode = pipeline_mode(request, info)
     if mode == "txt2img":
         return {"width": request.width, "height": request.height}
     if mode == "img2img":
         return {"image": _fit(request.init_image, size), "strength": request.strength}
-    if request.mode == "inpaint":
-        kwargs = {
-            "image": _fit(request.init_image, size),
-            "mask_image": _feathered_mask(request),
-            "strength": request.strength,
-        }
-        if request.inpaint_only_masked:
-            kwargs["padding_mask_crop"] = request.inpaint_padding
+    if inpaint is not None:
+        image, mask = inpaint.model_inputs()
+        kwargs = {"image": image, "mask_image": mask, "strength": request.strength}
     else:  # txt2img or img2img on a 9-channel inpainting UNet: a full mask repaints everything
         kwargs = {
             "image": _fit(request.init_image, size) if request.init_image else _grey(size),
@@ -150,13 +150,44 @@ def _mode_inputs(request: GenerationRequest, info: ModelInfo) -> dict[str, Any]:
     return {**kwargs, "width": request.width, "height": request.height}
 
 
-def _feathered_mask(request: GenerationRequest) -> Image.Image:
-    return prepare_mask(request.mask, (request.width, request.height), request.mask_blur)
+@dataclass(frozen=True)
+class _Inpaint:
+    """An inpaint job's image and feathered mask at the output size, and the part the model repaints.
 
+    With "inpaint only masked" (A1111's "Inpaint area: Only masked") the model repaints only `box`
+    around the mask, scaled up to the output size: small areas get the model's full resolution.
+    """
 
-def _paste_back(request: GenerationRequest, generated: Image.Image) -> Image.Image:
-    original = _fit(request.init_image, generated.size)
-    return paste_back(original, generated, _feathered_mask(request))
+    image: Image.Image
+    mask: Image.Image  # feathered: the blend weight when the result goes back over `image`
+    box: Box | None  # None: the whole image
+
+    @classmethod
+    def of(cls, request: GenerationRequest) -> _Inpaint | None:
+        if request.mode != "inpaint":
+            return None
+        size = (request.width, request.height)
+        mask = prepare_mask(request.mask, size, request.mask_blur)
+        box = None
+        if request.inpaint_only_masked:
+            # bounds of the feathered mask, so the blur's soft edge is repainted too
+            box = mask_bounds(mask, request.inpaint_padding, size, multiple=8, target_size=size)
+        return cls(_fit(request.init_image, size), mask, box)
+
+    def model_inputs(self) -> tuple[Image.Image, Image.Image]:
+        return self.zoom(self.image, Image.Resampling.LANCZOS), self.zoom(self.mask)
+
+    def zoom(
+        self, image: Image.Image, resample: Image.Resampling = Image.Resampling.BILINEAR
+    ) -> Image.Image:
+        """A full-size image cut to the repainted box and scaled to the output size."""
+        if self.box is None:
+            return image
+        return crop_to_bounds(image, self.box).resize(self.image.size, resample)
+
+    def paste_back(self, generated: Image.Image) -> Image.Image:
+        # keeps every pixel outside the mask exactly as it was; a crop is scaled back into its box
+        return paste_back(self.image, generated, self.mask, box=self.box)
 
 
 def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
