@@ -1,0 +1,112 @@
+"""A weighted prompt as CLIP token chunks, the way A1111 cuts them (`sd_hijack_clip.tokenize_line`).
+
+CLIP reads 77 tokens at a time: a start token, 75 tokens of text and an end token. A longer
+prompt is cut into 75-token chunks, each encoded on its own and then concatenated, so nothing
+is ever truncated. When a chunk fills up and its last comma lies within `comma_backtrack`
+tokens of the end, the words after that comma move to the next chunk, so a phrase is not cut
+in two. `BREAK` ends a chunk early. Tokenizer-only: no torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio.engine.prompts.attention import parse_attention
+
+CHUNK_LENGTH = 75
+COMMA_BACKTRACK = 20  # A1111's `comma_padding_backtrack` default
+
+
+@dataclass
+class Chunk:
+    tokens: list[int] = field(default_factory=list)  # 77 ids once closed
+    multipliers: list[float] = field(default_factory=list)
+
+
+@dataclass
+class TokenizedPrompt:
+    chunks: list[Chunk]
+    token_count: int  # what A1111's counter shows: 75 per full chunk plus the last chunk's
+
+    @property
+    def capacity(self) -> int:
+        return CHUNK_LENGTH * len(self.chunks)
+
+
+def comma_token(tokenizer: Any) -> int | None:
+    return tokenizer.get_vocab().get(",</w>")
+
+
+def tokenize_prompt(
+    text: str, tokenizer: Any, comma_backtrack: int = COMMA_BACKTRACK
+) -> TokenizedPrompt:
+    spans = parse_attention(text)
+    ids = tokenizer(
+        [span.text for span in spans], truncation=False, add_special_tokens=False, verbose=False
+    )["input_ids"]
+    builder = _ChunkBuilder(tokenizer, comma_backtrack)
+    for span, span_ids in zip(spans, ids, strict=True):
+        if span.is_break:
+            builder.close()
+            continue
+        for token in span_ids:
+            builder.add(token, span.weight)
+    return builder.finish()
+
+
+class _ChunkBuilder:
+    def __init__(self, tokenizer: Any, comma_backtrack: int):
+        self.start = tokenizer.bos_token_id
+        self.end = tokenizer.eos_token_id
+        # OpenCLIP tokenizers (SD 2.x, SDXL's second encoder) pad with 0 after the end token
+        pad = tokenizer.pad_token_id
+        self.pad = self.end if pad is None else pad
+        self.comma = comma_token(tokenizer)
+        self.backtrack = comma_backtrack
+        self.chunks: list[Chunk] = []
+        self.chunk = Chunk()
+        self.last_comma = -1
+        self.token_count = 0
+
+    def add(self, token: int, weight: float) -> None:
+        chunk = self.chunk
+        if token == self.comma:
+            self.last_comma = len(chunk.tokens)
+        elif (
+            self.backtrack
+            and len(chunk.tokens) == CHUNK_LENGTH
+            and self.last_comma != -1
+            and len(chunk.tokens) - self.last_comma <= self.backtrack
+        ):
+            # the words after the last comma move to the next chunk
+            cut = self.last_comma + 1
+            moved_tokens, moved_weights = chunk.tokens[cut:], chunk.multipliers[cut:]
+            del chunk.tokens[cut:], chunk.multipliers[cut:]
+            self.close()
+            self.chunk.tokens, self.chunk.multipliers = moved_tokens, moved_weights
+        if len(self.chunk.tokens) == CHUNK_LENGTH:
+            self.close()
+        self.chunk.tokens.append(token)
+        self.chunk.multipliers.append(weight)
+
+    def close(self, is_last: bool = False) -> None:
+        chunk = self.chunk
+        self.token_count += len(chunk.tokens) if is_last else CHUNK_LENGTH
+        padding = CHUNK_LENGTH - len(chunk.tokens)
+        chunk.tokens = [self.start, *chunk.tokens, self.end] + [self.pad] * padding
+        chunk.multipliers = [1.0, *chunk.multipliers, 1.0] + [1.0] * padding
+        self.chunks.append(chunk)
+        self.chunk = Chunk()
+        self.last_comma = -1
+
+    def finish(self) -> TokenizedPrompt:
+        if self.chunk.tokens or not self.chunks:
+            self.close(is_last=True)
+        return TokenizedPrompt(self.chunks, self.token_count)
+
+
+def token_counter_text(text: str, tokenizer: Any) -> str:
+    """ "80/150": the tokens the prompt uses and the room its chunks give, as A1111 shows it."""
+    tokenized = tokenize_prompt(text, tokenizer)
+    return f"{tokenized.token_count}/{tokenized.capacity}"
