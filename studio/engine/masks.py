@@ -1,4 +1,4 @@
-"""Inpainting mask maths: grow, feather, crop-to-bounds and paste-back. PIL and numpy only, no Qt.
+"""Inpainting mask maths: feather, crop-to-bounds and paste-back. PIL and numpy only, no Qt.
 
 Masks are 8-bit, 255 = repaint, 0 = keep. A feathered mask is a soft version of that mask used
 as the blend weight when the generated pixels go back over the original, so everything the user
@@ -32,31 +32,6 @@ def binarize(mask: Image.Image | np.ndarray, threshold: int = 128) -> np.ndarray
     return np.where(_as_array(mask) >= threshold, 255, 0).astype(np.uint8)
 
 
-def grow(mask: Image.Image | np.ndarray, pixels: int) -> np.ndarray:
-    """Dilate (pixels > 0) or erode (pixels < 0) the mask by about `pixels`, with a round-ish shape."""
-    arr = _as_array(mask)
-    if pixels == 0:
-        return arr.copy()
-    img = Image.fromarray(arr)
-    # alternating square (3x3) and cross steps grow an octagon, close to a disc and all in C
-    for i in range(abs(pixels)):
-        if i % 2 == 0:
-            img = img.filter(ImageFilter.MaxFilter(3) if pixels > 0 else ImageFilter.MinFilter(3))
-        else:
-            img = Image.fromarray(_cross_step(np.asarray(img), dilate=pixels > 0))
-    return np.asarray(img, dtype=np.uint8).copy()
-
-
-def _cross_step(arr: np.ndarray, dilate: bool) -> np.ndarray:
-    op = np.maximum if dilate else np.minimum
-    # pad with the neutral value so the border neither grows nor eats the mask
-    padded = np.pad(arr, 1, mode="constant", constant_values=0 if dilate else 255)
-    out = arr.copy()
-    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        out = op(out, padded[1 + dy : 1 + dy + arr.shape[0], 1 + dx : 1 + dx + arr.shape[1]])
-    return out
-
-
 def feather(mask: Image.Image | np.ndarray, radius: float) -> np.ndarray:
     """Gaussian blur of the mask (radius = standard deviation in pixels); 0 leaves it unchanged."""
     if radius < 0:
@@ -68,10 +43,8 @@ def feather(mask: Image.Image | np.ndarray, radius: float) -> np.ndarray:
     return np.asarray(blurred, dtype=np.uint8).copy()
 
 
-def prepare_mask(
-    mask: Image.Image, size: tuple[int, int], blur: int, grow_px: int = 0
-) -> Image.Image:
-    """The mask at image `size` (width, height), binarised, optionally grown, then feathered by `blur`."""
+def prepare_mask(mask: Image.Image, size: tuple[int, int], blur: int) -> Image.Image:
+    """The mask at image `size` (width, height), binarised, then feathered by `blur`."""
     if size[0] <= 0 or size[1] <= 0:
         raise ValueError(f"The image size must be positive; got {size[0]}x{size[1]}.")
     if blur < 0:
@@ -82,10 +55,7 @@ def prepare_mask(
     if mask.size != tuple(size):
         # a mask painted on a preview or an older image: scale it, then make it hard again
         mask = mask.resize(tuple(size), Image.Resampling.BILINEAR)
-    arr = binarize(mask)
-    if grow_px:
-        arr = grow(arr, grow_px)
-    return Image.fromarray(feather(arr, blur))
+    return Image.fromarray(feather(binarize(mask), blur))
 
 
 def mask_bounds(

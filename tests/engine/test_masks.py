@@ -45,19 +45,6 @@ def test_feather_zero_is_identity_and_negative_is_refused():
         masks.feather(hard, -1)
 
 
-def test_grow_dilates_and_erodes_by_about_the_radius():
-    hard = _square_mask()
-    grown = masks.grow(hard, 4)
-    ys, xs = np.nonzero(grown)
-    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (36, 63, 16, 43)
-    assert grown[30, 35] == 0 and grown[30, 36] == 255
-    # rounded corners: the far corner of the grown square stays empty
-    assert grown[16, 36] == 0
-    shrunk = masks.grow(hard, -4)
-    ys, xs = np.nonzero(shrunk)
-    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (44, 55, 24, 35)
-
-
 def test_prepare_mask_resizes_binarises_and_feathers():
     small = _square_mask((48, 32), (20, 10, 30, 20))
     out = masks.prepare_mask(small, (96, 64), blur=0)
