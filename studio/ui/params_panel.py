@@ -26,11 +26,18 @@ from studio.engine.request import DEMO_MODEL_REF, MODES
 from studio.engine.samplers import SAMPLERS, SCHEDULE_TYPES
 from studio.ui.properties import bind
 from studio.ui.session import Session, round8
+from studio.ui.state import StudioState
 from studio.ui.worker import LoadedModel
 
 ADD_FOLDER = "__add_folder__"
 ADD_FILE = "__add_file__"
-MAX_SIDE = 4096
+MAX_SIDE = int(StudioState.width.limits[1])
+
+
+def _limits(name: str) -> dict[str, int]:
+    """A spin box's range: what the state's property may hold, so every value can be shown."""
+    low, high = getattr(StudioState, name).limits
+    return {"minimum": int(low), "maximum": int(high)}
 
 
 def size_presets(family: str, native: int) -> list[tuple[int, int]]:
@@ -105,11 +112,11 @@ class ParamsPanel(QWidget):
         bind(state, "schedule_type", self.schedule_type)
         form.addRow("Schedule", self.schedule_type)
 
-        self.steps = QSpinBox(minimum=1, maximum=150)
+        self.steps = QSpinBox(**_limits("steps"))
         bind(state, "steps", self.steps)
         form.addRow("Steps", self.steps)
 
-        self.cfg = QDoubleSpinBox(minimum=0.0, maximum=30.0, singleStep=0.5, decimals=1)
+        self.cfg = QDoubleSpinBox(**_limits("cfg_scale"), singleStep=0.5, decimals=1)
         self.cfg.setToolTip("Classifier-free guidance: how strongly the prompt steers (1 = off)")
         bind(state, "cfg_scale", self.cfg)
         form.addRow("CFG scale", self.cfg)
@@ -137,8 +144,8 @@ class ParamsPanel(QWidget):
             "Sizes that suit the model; far from its native size images break"
         )
         self.size_preset.activated.connect(self._preset_chosen)
-        self.width_box = QSpinBox(minimum=8, maximum=MAX_SIDE, singleStep=8)
-        self.height_box = QSpinBox(minimum=8, maximum=MAX_SIDE, singleStep=8)
+        self.width_box = QSpinBox(**_limits("width"), singleStep=8)
+        self.height_box = QSpinBox(**_limits("height"), singleStep=8)
         self.width_box.setObjectName("width")
         self.height_box.setObjectName("height")
         bind(state, "width", self.width_box)
@@ -156,9 +163,9 @@ class ParamsPanel(QWidget):
         form.addRow("", self.size_note)
         self.set_family("small", 128)
 
-        self.batch_count = QSpinBox(minimum=1, maximum=100)
+        self.batch_count = QSpinBox(**_limits("batch_count"))
         self.batch_count.setToolTip("Jobs queued per Generate (each with the next seeds)")
-        self.batch_size = QSpinBox(minimum=1, maximum=16)
+        self.batch_size = QSpinBox(**_limits("batch_size"))
         self.batch_size.setToolTip("Images per job, made together")
         bind(state, "batch_count", self.batch_count)
         bind(state, "batch_size", self.batch_size)

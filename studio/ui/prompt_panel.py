@@ -1,4 +1,9 @@
-"""Prompt and negative prompt, each with a token count against CLIP's 75-token window."""
+"""Prompt and negative prompt, each with a token count against CLIP's 75-token window.
+
+A prompt is at most StudioState.prompt.max_length characters: longer text (a paste of a whole
+file) is cut there with a note under the box, since the state would refuse it and Generate would
+silently use the previous prompt; a megabyte of text also takes Qt seconds to lay out.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,17 @@ import re
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+
+from studio.ui.state import StudioState
 
 # 77 positions minus the start and end tokens
 TOKEN_LIMIT = 75
+MAX_CHARS = StudioState.prompt.max_length
+# a tokenizer's count is worth its cost near the 75-token window; far beyond it the estimate says
+# as much (a slow tokenizer takes ~0.1 s per 10 000 characters, on the UI thread)
+EXACT_COUNT_CHARS = 2_000
 _WORDISH = re.compile(r"\w+|[^\w\s]")
 
 
@@ -19,7 +31,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def count_tokens(text: str, tokenizer: Any | None) -> int:
-    if tokenizer is None or not text.strip():
+    if tokenizer is None or not text.strip() or len(text) > EXACT_COUNT_CHARS:
         return estimate_tokens(text)
     try:
         ids = tokenizer(text, truncation=False, add_special_tokens=False)["input_ids"]
@@ -31,8 +43,12 @@ def count_tokens(text: str, tokenizer: Any | None) -> int:
 class PromptEdit(QWidget):
     """A multi-line text box with its token count below."""
 
-    def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, placeholder: str, parent: QWidget | None = None, max_chars: int = MAX_CHARS
+    ) -> None:
         super().__init__(parent)
+        self.max_chars = max_chars
+        self.cut_note = ""  # said under the box after text beyond max_chars was cut
         self.edit = QPlainTextEdit()
         self.edit.setPlaceholderText(placeholder)
         self.edit.setTabChangesFocus(True)
@@ -47,6 +63,8 @@ class PromptEdit(QWidget):
         # counting with a real tokenizer costs ~1 ms; wait for a pause in typing
         self._timer = QTimer(self, singleShot=True, interval=150)
         self._timer.timeout.connect(self.update_count)
+        # connected before any binding: the state only ever sees text within the limit
+        self.edit.textChanged.connect(self._enforce_limit)
         self.edit.textChanged.connect(self._timer.start)
         self.update_count()
 
@@ -58,16 +76,36 @@ class PromptEdit(QWidget):
         return count_tokens(self.edit.toPlainText(), self._tokenizer)
 
     def update_count(self) -> None:
-        n = self.token_count()
-        exact = self._tokenizer is not None
-        self.counter.setText(f"{n}/{TOKEN_LIMIT}" + ("" if exact else " (estimate)"))
-        over = n > TOKEN_LIMIT
+        text = self.edit.toPlainText()
+        n = count_tokens(text, self._tokenizer)
+        exact = self._tokenizer is not None and len(text) <= EXACT_COUNT_CHARS
+        label = f"{n}/{TOKEN_LIMIT}" + ("" if exact else " (estimate)")
+        self.counter.setText(f"{self.cut_note} {label}" if self.cut_note else label)
+        over = n > TOKEN_LIMIT or bool(self.cut_note)
         self.counter.setStyleSheet("color: #d04030;" if over else "")
         self.counter.setToolTip(
             "Over the 75-token window: the text model does not see the rest."
             if over
             else "Tokens of the prompt in the text model's 75-token window."
         )
+
+    def _enforce_limit(self) -> None:
+        text = self.edit.toPlainText()
+        if len(text) <= self.max_chars:
+            if self.cut_note and len(text) < self.max_chars:
+                self.cut_note = ""  # the user has edited since the cut
+            return
+        # Qt counts UTF-16 units: the position after the first max_chars characters
+        keep = len(text[: self.max_chars].encode("utf-16-le")) // 2
+        cursor = QTextCursor(self.edit.document())
+        cursor.setPosition(keep)
+        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+        self.cut_note = (
+            f"Cut to {self.max_chars:,} characters (it was {len(text):,}): "
+            "a prompt may not be longer."
+        )
+        cursor.removeSelectedText()
+        self.update_count()
 
 
 class PromptPanel(QWidget):

@@ -34,11 +34,15 @@ class Property:
         kind: type | tuple[type, ...] = object,
         persist: bool = False,
         limits: tuple[float, float] | None = None,
+        choices: tuple[Any, ...] | None = None,
+        max_length: int | None = None,
     ) -> None:
         self.default = default
         self.kind = kind
         self.persist = persist
         self.limits = limits  # (lowest, highest) a number may take
+        self.choices = choices  # the only values it may take (a combo box's items)
+        self.max_length = max_length  # the longest text it may hold, in characters
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -59,17 +63,49 @@ class Property:
         getattr(obj, f"{self.name}_changed").emit(value)
 
     def checked(self, value: Any) -> Any:
-        """The value as stored; TypeError for the wrong type, ValueError outside the limits."""
+        """The value as stored; TypeError for the wrong type, ValueError for one it may not take."""
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an int beyond any float
+                raise ValueError(f"{self.name} cannot be {_shown(value)}") from None
+        if value is None and self.default is None:  # only what starts empty may be emptied
+            return value
         wrong_bool = isinstance(value, bool) and self.kind in (int, float)
-        if value is not None and (wrong_bool or not isinstance(value, self.kind)):
+        if wrong_bool or not isinstance(value, self.kind):
             raise TypeError(
                 f"{self.name} takes {_kind_name(self.kind)}, not {type(value).__name__}"
             )
+        # NaN fails every comparison, so it is refused here like a number out of range
         if self.limits is not None and not self.limits[0] <= value <= self.limits[1]:
-            raise ValueError(f"{self.name} must be between {self.limits[0]} and {self.limits[1]}")
+            low, high = self.limits
+            raise ValueError(f"{self.name} must be between {low} and {high}, not {_shown(value)}")
+        if self.choices is not None and value not in self.choices:
+            known = (
+                f"one of {', '.join(map(str, self.choices))}"
+                if len(self.choices) <= 6
+                else "one the studio knows"
+            )
+            raise ValueError(f"{self.name} {_shown(value)} is not {known}")
+        if isinstance(value, str):
+            if self.max_length is not None and len(value) > self.max_length:
+                raise ValueError(
+                    f"{self.name} is {len(value):,} characters long, "
+                    f"more than the {self.max_length:,} it may hold"
+                )
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates: no file or widget could take them
+                raise ValueError(f"{self.name} holds characters that are not text") from None
         return value
+
+
+def _shown(value: Any) -> str:
+    """A value short enough for a message: huge numbers and long texts are summarised."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        return f"a {value.bit_length()}-bit number"
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _same(old: Any, new: Any) -> bool:

@@ -19,10 +19,13 @@ from PySide6.QtWidgets import (
 )
 
 from studio.settings import Settings
+from studio.ui.state import PREVIEW_SOURCES as SOURCE_VALUES
 from studio.ui.state import StudioState
 
 FORMATS = ("png", "jpeg", "webp")
-PREVIEW_SOURCES = (("Predicted clean image x̂₀", "x0"), ("Noisy latent xₜ", "xt"))
+_SOURCE_LABELS = {"x0": "Predicted clean image x̂₀", "xt": "Noisy latent xₜ"}
+# one entry per value the state takes
+PREVIEW_SOURCES = tuple((_SOURCE_LABELS.get(v, v), v) for v in SOURCE_VALUES)
 
 
 class SettingsDialog(QDialog):
@@ -45,11 +48,14 @@ class SettingsDialog(QDialog):
 
         self.image_format = QComboBox()
         self.image_format.addItems(FORMATS)
-        self.image_format.setCurrentText(settings.image_format)
+        # the settings accept what the writer does: "jpg" is shown as "jpeg"
+        shown = "jpeg" if settings.image_format == "jpg" else settings.image_format
+        self.image_format.setCurrentIndex(max(0, self.image_format.findText(shown)))
         self.image_format.setToolTip("Format of auto-saved images; all three keep the settings")
         form.addRow("Auto-save format", self.image_format)
 
-        self.preview_every = QSpinBox(minimum=0, maximum=50)
+        low, high = StudioState.preview_every.limits
+        self.preview_every = QSpinBox(minimum=int(low), maximum=int(high))
         self.preview_every.setValue(state.preview_every)
         self.preview_every.setSpecialValueText("off")
         self.preview_every.setSuffix(" steps")

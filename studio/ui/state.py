@@ -12,9 +12,31 @@ from typing import Any
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
-from studio.engine.request import DEMO_MODEL_REF, ControlSpec, GenerationRequest, ScheduleOptions
+from studio.engine.checks import MAX_BATCH, MAX_CFG, MAX_SIDE, MAX_STEPS
+from studio.engine.request import (
+    DEMO_MODEL_REF,
+    MODES,
+    ControlSpec,
+    GenerationRequest,
+    ScheduleOptions,
+)
+from studio.engine.samplers import SAMPLERS, SCHEDULE_TYPES
 from studio.engine.seeds import MAX_SEED
+from studio.ui.persistence import declare_persisted
 from studio.ui.properties import Property
+
+# Every persistent value is declared with its type and the values it may take: a settings file
+# holding anything else (2**40 for a width, NaN, a sampler that does not exist) is refused value by
+# value on load, instead of crashing a 32-bit spin box or failing every job.
+MIN_SIDE = 8  # the size boxes step by 8; the engine asks for 64 and says so on Generate
+MAX_BATCH_COUNT = 100
+MAX_MASK_BLUR = 256  # as the engine's check_request
+MAX_INPAINT_PADDING = 4096
+# Far beyond any useful prompt (CLIP reads 75 tokens per chunk), and small enough that the prompt
+# box lays it out at once: a 1 MB prompt took Qt seconds to minutes to lay out at every start.
+MAX_PROMPT_CHARS = 20_000
+MAX_MODEL_REF_CHARS = 4096  # a path or hub id
+PREVIEW_SOURCES = ("x0", "xt")  # x0: predicted image; xt: noisy latent
 
 
 class StudioState(QObject):
@@ -40,27 +62,31 @@ class StudioState(QObject):
     preview_every_changed = Signal(int)
     init_image_changed = Signal(Image.Image)
 
-    model = Property(DEMO_MODEL_REF, str, persist=True)
-    prompt = Property("", str, persist=True)
-    negative_prompt = Property("", str, persist=True)
-    sampler = Property("DPM++ 2M Karras", str, persist=True)
-    schedule_type = Property("Automatic", str, persist=True)
-    steps = Property(20, int, persist=True)
-    cfg_scale = Property(7.0, float, persist=True)
+    model = Property(DEMO_MODEL_REF, str, persist=True, max_length=MAX_MODEL_REF_CHARS)
+    prompt = Property("", str, persist=True, max_length=MAX_PROMPT_CHARS)
+    negative_prompt = Property("", str, persist=True, max_length=MAX_PROMPT_CHARS)
+    sampler = Property("DPM++ 2M Karras", str, persist=True, choices=SAMPLERS)
+    schedule_type = Property("Automatic", str, persist=True, choices=SCHEDULE_TYPES)
+    steps = Property(20, int, persist=True, limits=(1, MAX_STEPS))
+    cfg_scale = Property(7.0, float, persist=True, limits=(0.0, MAX_CFG))
     # -1: a new random seed for every Generate; int64 beyond, like torch's generator
     seed = Property(-1, int, persist=True, limits=(-1, MAX_SEED))
     last_seed = Property(-1, int, limits=(-1, MAX_SEED))
-    width = Property(128, int, persist=True)
-    height = Property(128, int, persist=True)
-    batch_count = Property(1, int, persist=True)  # jobs queued per Generate
-    batch_size = Property(1, int, persist=True)  # images per job
-    strength = Property(0.75, float, persist=True)
-    mode = Property("txt2img", str, persist=True)
-    mask_blur = Property(4, int, persist=True)  # feather of the inpainting mask, pixels
+    width = Property(128, int, persist=True, limits=(MIN_SIDE, MAX_SIDE))
+    height = Property(128, int, persist=True, limits=(MIN_SIDE, MAX_SIDE))
+    # jobs queued per Generate
+    batch_count = Property(1, int, persist=True, limits=(1, MAX_BATCH_COUNT))
+    batch_size = Property(1, int, persist=True, limits=(1, MAX_BATCH))  # images per job
+    strength = Property(0.75, float, persist=True, limits=(0.0, 1.0))
+    mode = Property("txt2img", str, persist=True, choices=MODES)
+    # feather of the inpainting mask, pixels
+    mask_blur = Property(4, int, persist=True, limits=(0, MAX_MASK_BLUR))
     inpaint_only_masked = Property(False, bool, persist=True)  # repaint a crop around the mask
-    inpaint_padding = Property(32, int, persist=True)  # context around that crop, pixels
-    preview_source = Property("x0", str, persist=True)  # x0: predicted image; xt: noisy latent
-    preview_every = Property(1, int, persist=True)  # steps between previews; 0: none
+    # context around that crop, pixels
+    inpaint_padding = Property(32, int, persist=True, limits=(0, MAX_INPAINT_PADDING))
+    preview_source = Property("x0", str, persist=True, choices=PREVIEW_SOURCES)
+    # steps between previews; 0: none
+    preview_every = Property(1, int, persist=True, limits=(0, MAX_STEPS))
     init_image = Property(None, Image.Image)  # the image sent to img2img / inpaint
 
     # ---- request <-> state ---------------------------------------------------------------
@@ -97,8 +123,12 @@ class StudioState(QObject):
         )
 
     def apply_request(self, request: GenerationRequest) -> list[str]:
-        """Show a request's settings; returns the names that were applied."""
-        from studio.engine.samplers import SAMPLERS, schedule_type_of
+        """Show a request's settings; returns the names that were applied.
+
+        A value the state may not take (a 30 000-character prompt, 2000 steps) leaves its
+        property as it was and is missing from the list.
+        """
+        from studio.engine.samplers import schedule_type_of
 
         values: dict[str, Any] = {
             "prompt": request.prompt,
@@ -116,6 +146,14 @@ class StudioState(QObject):
             values["mask_blur"] = request.mask_blur
             values["inpaint_only_masked"] = request.inpaint_only_masked
             values["inpaint_padding"] = request.inpaint_padding
+        applied = []
         for name, value in values.items():
-            setattr(self, name, value)
-        return list(values)
+            try:
+                setattr(self, name, value)
+            except (TypeError, ValueError):
+                continue
+            applied.append(name)
+        return applied
+
+
+declare_persisted(StudioState)
