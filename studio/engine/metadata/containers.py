@@ -1,6 +1,7 @@
 """Metadata text and EXIF out of PNG, JPEG and WebP files: our own bounds-checked parsers. Bad
 metadata becomes a warning, never an exception; only a file that is not an image raises
-ValueError. Other image formats go through Pillow's info."""
+ValueError. Other image formats go through Pillow's info. Only the text keys some reader uses
+are read (others are never inflated), all of them under one memory budget per file."""
 
 from __future__ import annotations
 
@@ -16,10 +17,19 @@ from PIL import Image
 
 PNG_PARAMETERS_KEY = "parameters"
 PNG_RECIPE_KEY = "studio_recipe"
+# the text keys a reader reads (ours, A1111, ComfyUI, InvokeAI); other chunks are never inflated
+READ_KEYS = frozenset(
+    {PNG_PARAMETERS_KEY, PNG_RECIPE_KEY, "prompt", "workflow", "invokeai_metadata"}
+)
+NOTICED_KEYS = frozenset({"sd-metadata", "Dream"})  # only their presence is reported
 
 # formats Pillow may open to tell an image from garbage; never EPS & co. (they run Ghostscript)
 _SAFE_PIL_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
-_MAX_TEXT = 64 * 1024 * 1024  # cap on one decompressed text chunk
+# all metadata read from one file, decompressed: Pillow's own total (MAX_TEXT_MEMORY), so any
+# file Pillow opens fits, and a zip bomb of text chunks costs at most this much memory
+_TEXT_BUDGET = 64 * 1024 * 1024
+_BUDGET_MB = _TEXT_BUDGET // (1024 * 1024)
+_PNG_KEYWORD_MAX = 79  # PNG keywords are 1-79 bytes
 
 
 @dataclass
@@ -27,17 +37,38 @@ class _Found:
     texts: dict[str, str] = field(default_factory=dict)  # PNG text chunks / PIL info strings
     exif: bytes | None = None
     warnings: list[str] = field(default_factory=list)
+    budget: int = _TEXT_BUDGET  # bytes of metadata still allowed in memory
+
+    def take(self, size: int, what: str) -> bool:
+        """Spend `size` bytes of the budget on `what`; False (and a warning) when over it."""
+        if size <= self.budget:
+            self.budget -= size
+            return True
+        if self.budget >= 0:  # warn once; later chunks are skipped quietly
+            self.warnings.append(
+                f"The metadata in this file is larger than the {_BUDGET_MB} MB this reader "
+                f"accepts; {what} and anything after it were skipped."
+            )
+        self.budget = -1
+        return False
 
 
-def _inflate(data: bytes) -> bytes:
+class _TooLarge(ValueError):
+    pass
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    if limit <= 0:  # decompress(data, 0) would mean no limit at all
+        raise _TooLarge
     d = zlib.decompressobj()
-    out = d.decompress(data, _MAX_TEXT)
+    out = d.decompress(data, limit)
     if d.unconsumed_tail:
-        raise ValueError("compressed text is larger than 64 MB")
+        raise _TooLarge
     return out
 
 
-def _png_text(ctype: bytes, body: bytes) -> tuple[str, str]:
+def _png_text(ctype: bytes, body: bytes, limit: int) -> tuple[str, str]:
+    """(keyword, text) of a tEXt/zTXt/iTXt chunk, inflating at most `limit` bytes."""
     key, sep, rest = body.partition(b"\0")
     if not sep or not key:
         raise ValueError("no keyword")
@@ -47,7 +78,7 @@ def _png_text(ctype: bytes, body: bytes) -> tuple[str, str]:
     if ctype == b"zTXt":
         if not rest or rest[0] != 0:
             raise ValueError("unknown compression")
-        return name, _inflate(rest[1:]).decode("latin-1")
+        return name, _inflate(rest[1:], limit).decode("latin-1")
     # iTXt: flag, method, language\0, translated keyword\0, UTF-8 text
     if len(rest) < 2:
         raise ValueError("truncated")
@@ -57,8 +88,60 @@ def _png_text(ctype: bytes, body: bytes) -> tuple[str, str]:
     if compressed:
         if method != 0:
             raise ValueError("unknown compression")
-        text = _inflate(text)
+        text = _inflate(text, limit)
     return name, text.decode("utf-8", errors="replace")
+
+
+def _wanted_key(f: IO[bytes], length: int, found: _Found) -> str | None:
+    """The chunk's keyword when a reader wants its text and does not have it yet; else None.
+    Reads only the keyword, so skipped chunks cost no memory and are never inflated."""
+    key, sep, _ = f.read(min(length, _PNG_KEYWORD_MAX + 1)).partition(b"\0")
+    name = key.decode("latin-1")
+    if not sep or name in found.texts:
+        return None
+    if name in NOTICED_KEYS:
+        found.texts[name] = ""
+        return None
+    return name if name in READ_KEYS else None
+
+
+def _read_png_chunk(f: IO[bytes], ctype: bytes, length: int, found: _Found) -> bool:
+    """Read one text or eXIf chunk into `found`; False when the file ends inside it."""
+    label = ctype.decode("latin-1")
+    start = f.tell()
+    key = None
+    if ctype != b"eXIf":
+        key = _wanted_key(f, length, found)
+        if key is None:
+            return True
+    elif found.exif is not None:
+        return True
+    what = f"the {key!r} text" if key else "the EXIF block"
+    if not found.take(length, what):
+        return True
+    f.seek(start)
+    body = f.read(length)
+    crc = f.read(4)
+    if len(body) < length or len(crc) < 4:
+        found.warnings.append(f"The PNG file ends inside a {label} chunk.")
+        return False
+    if zlib.crc32(ctype + body) != int.from_bytes(crc, "big"):
+        found.warnings.append(f"A damaged {label} chunk (bad checksum) was skipped.")
+        return True
+    if key is None:
+        found.exif = body
+        return True
+    try:
+        _, text = _png_text(ctype, body, found.budget + length)  # the body's share is reused
+    except _TooLarge:
+        found.take(found.budget + 1, what)
+        return True
+    except (ValueError, zlib.error, UnicodeDecodeError) as e:
+        found.warnings.append(f"An unreadable {label} chunk was skipped ({e}).")
+        return True
+    if found.take(max(0, len(text) - length), what):  # what inflating added
+        found.texts[key] = text
+    return True
 
 
 def _read_png(f: IO[bytes], found: _Found) -> None:
@@ -71,27 +154,11 @@ def _read_png(f: IO[bytes], found: _Found) -> None:
         length, ctype = struct.unpack(">I4s", head)
         if ctype == b"IEND":
             return
-        if ctype not in (b"tEXt", b"zTXt", b"iTXt", b"eXIf"):
-            f.seek(length + 4, os.SEEK_CUR)
-            continue
-        body = f.read(length)
-        crc = f.read(4)
-        label = ctype.decode("latin-1")
-        if len(body) < length or len(crc) < 4:
-            found.warnings.append(f"The PNG file ends inside a {label} chunk.")
-            return
-        if zlib.crc32(ctype + body) != int.from_bytes(crc, "big"):
-            found.warnings.append(f"A damaged {label} chunk (bad checksum) was skipped.")
-            continue
-        if ctype == b"eXIf":
-            found.exif = found.exif or body
-            continue
-        try:
-            key, text = _png_text(ctype, body)
-        except (ValueError, zlib.error, UnicodeDecodeError) as e:
-            found.warnings.append(f"An unreadable {label} chunk was skipped ({e}).")
-            continue
-        found.texts.setdefault(key, text)
+        start = f.tell()
+        if ctype in (b"tEXt", b"zTXt", b"iTXt", b"eXIf"):
+            if not _read_png_chunk(f, ctype, length, found):
+                return
+        f.seek(start + length + 4)  # past the body and its CRC
 
 
 def _read_jpeg(f: IO[bytes], found: _Found) -> None:
@@ -111,8 +178,12 @@ def _read_jpeg(f: IO[bytes], found: _Found) -> None:
         if len(size) < 2 or struct.unpack(">H", size)[0] < 2:
             found.warnings.append("The JPEG file has a damaged segment header.")
             return
-        seg = f.read(struct.unpack(">H", size)[0] - 2)
-        if marker == 0xE1 and seg.startswith(b"Exif\0\0") and found.exif is None:
+        length = struct.unpack(">H", size)[0] - 2
+        if marker != 0xE1 or found.exif is not None:
+            f.seek(length, os.SEEK_CUR)
+            continue
+        seg = f.read(length)
+        if seg.startswith(b"Exif\0\0"):
             found.exif = seg
 
 
@@ -123,12 +194,12 @@ def _read_webp(f: IO[bytes], found: _Found) -> None:
         if len(head) < 8:
             return
         fourcc, size = struct.unpack("<4sI", head)
-        if fourcc == b"EXIF":
+        if fourcc == b"EXIF" and found.exif is None and found.take(size, "the EXIF block"):
             data = f.read(size)
             if len(data) < size:
                 found.warnings.append("The WebP file ends inside its EXIF chunk.")
                 return
-            found.exif = found.exif or data
+            found.exif = data
             f.seek(size % 2, os.SEEK_CUR)
         else:
             f.seek(size + size % 2, os.SEEK_CUR)
@@ -164,9 +235,14 @@ def _scan_file(path: Path) -> _Found:
 
 
 def _from_pil_info(info: Mapping[str, Any], found: _Found) -> None:
+    """The texts a reader uses from Pillow's info, under the same budget as our own parsers."""
     for key, value in info.items():
-        if isinstance(value, str):
-            found.texts.setdefault(key, value)
+        if not isinstance(value, str) or key in found.texts:
+            continue
+        if key in NOTICED_KEYS:
+            found.texts[key] = ""
+        elif key in READ_KEYS and found.take(len(value), f"the {key!r} text"):
+            found.texts[key] = value
     exif = info.get("exif")
-    if isinstance(exif, (bytes, bytearray)):
+    if isinstance(exif, (bytes, bytearray)) and found.take(len(exif), "the EXIF block"):
         found.exif = bytes(exif)
