@@ -332,6 +332,30 @@ def test_exif_names_images_too_large_to_embed_by_hash(tmp_path, fmt):
     assert result.request.with_(init_image=init) == request
 
 
+def test_png_embeds_images_in_order_while_they_fit_the_budget(tmp_path, monkeypatch):
+    from studio.engine.metadata import writer
+
+    init, mask = noise((64, 64), seed=8), noise((8, 8), "L", seed=9)
+    control = ControlSpec(model="c", image=noise((8, 8), seed=10))
+    monkeypatch.setattr(writer, "PNG_IMAGE_BUDGET", 2000)  # 64x64 noise is ~16 KB of base64
+    request = GenerationRequest(
+        mode="inpaint", prompt="p", init_image=init, mask=mask, controls=(control,)
+    )
+    result = md.read_settings(save(tmp_path, request, "png"))
+    assert result.missing_hashes == {"init image": image_sha256(init)}
+    assert result.request.mask is not None and result.request.controls[0].image is not None
+    assert result.request.with_(init_image=init) == request
+    assert any("init image is not stored" in w for w in result.warnings)
+
+
+def test_recipe_json_without_a_budget_embeds_every_image():
+    request = GenerationRequest(mode="img2img", init_image=noise((64, 64), seed=8))
+    data = json.loads(md.recipe_json(request, md.ImageMeta()))
+    assert "png_base64" in data["init_image"]
+    data = json.loads(md.recipe_json(request, md.ImageMeta(), image_budget=0))
+    assert "png_base64" not in data["init_image"] and data["init_image"]["sha256"]
+
+
 def test_jpeg_with_a_prompt_too_long_for_the_recipe_keeps_the_a1111_text(tmp_path):
     request = GenerationRequest(prompt="word " * 5000, seed=11, sampler="Euler a")
     result = md.read_settings(save(tmp_path, request, "jpg"))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -170,3 +171,27 @@ def test_a_huge_declared_chunk_length_is_not_read(tmp_path):
     assert result.request is None
     assert "larger than the 64 MB this reader accepts" in result.warnings[0]
     assert peak < 10 * MB
+
+
+# ---- our own images stay readable, whatever their inputs ---------------------------------------
+def test_our_image_with_a_large_init_image_stays_readable(tmp_path):
+    from studio.engine.metadata.writer import PNG_IMAGE_BUDGET
+    from studio.engine.request import GenerationRequest, image_sha256
+
+    rng = np.random.default_rng(0)
+    # noise does not compress: ~17 MB as PNG, ~23 MB of base64, past the budget for embedding
+    init = Image.fromarray(rng.integers(0, 256, (2400, 2400, 3), dtype=np.uint8))
+    request = GenerationRequest(mode="img2img", prompt="a big start", init_image=init)
+    out = Image.new("RGB", (64, 64), "gray")
+    path = md.write_image(tmp_path / "big.png", out, request, model_name="m", model_hash="h")
+    assert path.stat().st_size < PNG_IMAGE_BUDGET  # the init image was not embedded
+    with Image.open(path) as im:  # Pillow reads it (its text limit is 64 MB)
+        im.load()
+        assert "studio_recipe" in im.text
+    result = md.read_settings(path)
+    assert result.source == "studio"
+    assert result.missing_hashes == {"init image": image_sha256(init)}
+    assert "The init image is not stored in this file (only its hash); supply it again." in (
+        result.warnings
+    )
+    assert result.request.with_(init_image=init) == request

@@ -3,7 +3,9 @@ from ours, A1111's, ComfyUI's and InvokeAI's metadata.
 
 Where things go:
 - PNG: a `parameters` text chunk (A1111's infotext, tEXt or iTXt) and a `studio_recipe` tEXt
-  chunk (the JSON recipe, ASCII, uncompressed so Pillow's 1 MB zTXt limit never bites).
+  chunk (the JSON recipe, ASCII, uncompressed so Pillow's 1 MB zTXt limit never bites). Input
+  images are embedded up to PNG_IMAGE_BUDGET in all, the rest named by hash, so the text stays
+  well under the 64 MB Pillow and our reader accept.
 - JPEG and WebP: one EXIF block. UserComment (0x9286) holds the A1111 text as A1111 writes it
   (b"UNICODE\\0" + UTF-16-BE, what piexif's UserComment.dump(encoding="unicode") gives), so A1111's
   reader sees exactly its own format. MakerNote (0x927C) holds RECIPE_MAGIC + the recipe JSON:

@@ -34,19 +34,40 @@ def _meta_dict(result_meta: ImageMeta | Mapping[str, Any]) -> ImageMeta:
     )
 
 
+def _image_refs(data: dict[str, Any]) -> list[dict[str, Any]]:
+    refs = [data.get("init_image"), data.get("mask")]
+    refs += [c.get("image") for c in data.get("controls", [])]
+    return [ref for ref in refs if ref]
+
+
+def _embed_within(data: dict[str, Any], budget: int) -> None:
+    """Keep each embedded image, in request order, while the base64 text fits in `budget`;
+    the others keep only their hash (the reader then reports them as missing)."""
+    for ref in _image_refs(data):
+        size = len(ref.get("png_base64", ""))
+        if size <= budget:
+            budget -= size
+        else:
+            del ref["png_base64"]
+
+
 def recipe_json(
     request: GenerationRequest,
     result_meta: ImageMeta | Mapping[str, Any],
     *,
     embed_images: bool = True,
+    image_budget: int | None = None,
 ) -> str:
     """The complete recipe: request.to_dict() plus who wrote it and which image this is.
 
     Flat, so GenerationRequest.from_dict(recipe) works directly. The request's own "seed" is the
     batch's first seed; this image's seed is "image_seed" (a second "seed" key would clash).
+    image_budget: at most this many characters of embedded images; the rest go by hash only.
     """
     meta = _meta_dict(result_meta)
     data = request.to_dict(embed_images=embed_images)
+    if embed_images and image_budget is not None:
+        _embed_within(data, image_budget)
     data.update(
         app=APP_ID,
         app_version=studio.__version__,

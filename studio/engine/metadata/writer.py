@@ -23,6 +23,9 @@ JPEG_QUALITY = 95
 WEBP_QUALITY = 95
 
 _FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
+# base64 of the input images embedded in a PNG recipe, all together. Pillow (and our reader)
+# refuse a PNG whose text passes 64 MB, so images beyond this are named by hash only.
+PNG_IMAGE_BUDGET = 16 * 1024 * 1024
 
 
 def _has_images(request: GenerationRequest) -> bool:
@@ -86,7 +89,8 @@ def write_image(
     if fmt == "PNG":
         info = PngInfo()
         info.add_text(PNG_PARAMETERS_KEY, params)  # tEXt, or iTXt beyond Latin-1
-        info.add_text(PNG_RECIPE_KEY, recipe_json(request, meta, embed_images=True))
+        recipe = recipe_json(request, meta, embed_images=True, image_budget=PNG_IMAGE_BUDGET)
+        info.add_text(PNG_RECIPE_KEY, recipe)
 
         def save(f: IO[bytes]) -> None:
             image.save(f, format="PNG", pnginfo=info)
