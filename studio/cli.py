@@ -94,9 +94,13 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg-rescale", type=float, default=0.0)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--cfg", "--cfg-scale", dest="cfg_scale", type=float, default=7.0)
-    p.add_argument("--seed", type=int, default=-1, help="0 to 2**63-1; -1: random")
-    p.add_argument("--width", "-W", type=int, help="default: the model's native size")
-    p.add_argument("--height", "-H", type=int, help="default: the model's native size")
+    p.add_argument("--seed", type=int, default=-1, help="0 to 2**63-1; -1 (default): random")
+    p.add_argument(
+        "--width", "-W", type=int, help="a multiple of 8, 64 or more; omitted: the model's native"
+    )
+    p.add_argument(
+        "--height", "-H", type=int, help="a multiple of 8, 64 or more; omitted: the model's native"
+    )
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument(
         "--batch-count",
@@ -115,10 +119,23 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", "-o", type=Path, help="output file (one image) ")
-    p.add_argument("--outdir", type=Path, help="output folder (default: the app's)")
-    p.add_argument("--format", choices=("png", "jpg", "webp"), default=None)
-    p.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    p.add_argument(
+        "--out",
+        "-o",
+        type=Path,
+        help="output file (one image); its extension (.png, .jpg, .webp) sets the format. An "
+        "existing file is never replaced: the run stops before any work",
+    )
+    p.add_argument(
+        "--outdir", type=Path, help="output folder (default: the app's); new names, never replaced"
+    )
+    p.add_argument(
+        "--format",
+        choices=("png", "jpg", "webp"),
+        default=None,
+        help="for --outdir (default png); with --out it must match the file's extension",
+    )
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
     p.add_argument(
         "--allow-download",
         action="store_true",
@@ -136,6 +153,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     # input files first: an unreadable one fails before any model work
     init_image = _open_image(args.init_image, "RGB")
     mask = _open_image(args.mask, "L")
+    for flag, side in (("-W/--width", args.width), ("-H/--height", args.height)):
+        if side == 0:  # not "native": only leaving the option out means that
+            raise ValueError(
+                f"{flag} 0 is not a size: give 64 or more (a multiple of 8), or leave {flag} "
+                "out for the model's native size."
+            )
     info = resolve_model(args.model)
     mode = args.mode or ("inpaint" if args.mask else "img2img" if args.init_image else "txt2img")
     request = GenerationRequest(
@@ -154,8 +177,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         steps=args.steps,
         cfg_scale=args.cfg_scale,
         seed=resolve_seed(args.seed),
-        width=args.width or info.native_size,
-        height=args.height or info.native_size,
+        # only an omitted size means native: -W 0 is checked (and refused) like any other number
+        width=info.native_size if args.width is None else args.width,
+        height=info.native_size if args.height is None else args.height,
         batch_size=args.batch_size,
         strength=args.strength,
         init_image=init_image,
@@ -173,7 +197,7 @@ def _cmd_regenerate(args: argparse.Namespace) -> int:
     found = read_settings(args.image)
     request = found.single_image_request()
     if request is None:
-        print(f"studio: {args.image} holds no generation settings.", file=sys.stderr)
+        print(f"studio: {args.image} holds no generation settings{_why(found)}", file=sys.stderr)
         return 1
     if found.source != "studio":
         print(
@@ -199,7 +223,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"studio: {e}", file=sys.stderr)
         return 1
     if found.request is None:
-        print(f"studio: {args.image} holds no generation settings.", file=sys.stderr)
+        print(f"studio: {args.image} holds no generation settings{_why(found)}", file=sys.stderr)
         return 1
     if args.json:
         print(found.request.to_json(embed_images=False))
@@ -209,7 +233,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"prompt:          {r.prompt}")
     print(f"negative prompt: {r.negative_prompt}")
     print(f"mode:            {r.mode}")
-    print(f"model:           {found.model_name or r.model} {found.model_hash or ''}".rstrip())
+    print(f"model:           {r.model}")  # what regenerate would load
+    recorded = " ".join(x for x in (found.model_name, found.model_hash) if x)
+    if recorded and recorded != r.model:
+        print(f"recorded model:  {recorded}")
     print(f"sampler:         {r.sampler} ({_schedule_text(r.schedule)})")
     print(f"steps:           {r.steps}")
     print(f"CFG scale:       {r.cfg_scale:g}")
@@ -247,16 +274,20 @@ def _run_and_save(
 ) -> int:
     from studio.engine.batch import expand_batch
     from studio.engine.checks import check_request
+    from studio.engine.devices import check_device
 
-    # before torch and the model load: fail fast on bad input
+    # 1. Before the model load and any denoising: fail fast on bad input, device or destination
     check_request(request)
     jobs = expand_batch(request, batch_count)
     if args.out and len(jobs) * request.batch_size > 1:
         raise ValueError("--out names one file; use --outdir for a batch.")
+    device = check_device(args.device)
+    fmt = _check_destination(args)  # last: it creates the output folder
     from studio.engine.generate import generate
     from studio.engine.pipelines import PipelineCache
 
-    cache = PipelineCache(device=args.device, allow_downloads=args.allow_download)
+    # 2. Generate and save, job by job
+    cache = PipelineCache(device=device, allow_downloads=args.allow_download)
     for k, job in enumerate(jobs, start=1):
         if len(jobs) > 1 and not args.quiet:
             print(f"job {k}/{len(jobs)}: seed {job.seed}", file=sys.stderr)
@@ -264,21 +295,35 @@ def _run_and_save(
         result = generate(job, cache, on_step=progress, preview_every=0)
         if progress:
             progress.done(result.elapsed_s)
-        for path in _save(result, job, args):
+        try:
+            paths = _save(result, job, args, fmt)
+        except (OSError, ValueError, RuntimeError) as e:
+            return _keep_unsaved(result, e)  # the destination broke meanwhile: keep the image
+        for path in paths:
             print(path, flush=True)  # as each job ends: an interrupted run still lists its files
     return 0
 
 
+def _check_destination(args: argparse.Namespace) -> str:
+    """The format to save in, once the destination has shown it can take the images."""
+    from studio.engine.output import OutputFolder, check_destination, check_output_file
+
+    if args.out:
+        check_output_file(args.out, args.format)
+        return args.out.suffix.lstrip(".").lower()
+    fmt = args.format or "png"
+    check_destination(OutputFolder(args.outdir).root, fmt)
+    return fmt
+
+
 def _save(
-    result: GenerationResult, request: GenerationRequest, args: argparse.Namespace
+    result: GenerationResult, request: GenerationRequest, args: argparse.Namespace, fmt: str
 ) -> list[Path]:
     from studio.engine.output import OutputFolder, save_result
 
-    fmt = args.format or (args.out.suffix.lstrip(".").lower() if args.out else "png")
     if args.out:
         from studio.engine.metadata import write_image
 
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         write_image(
             args.out,
             result.images[0],
@@ -287,9 +332,48 @@ def _save(
             model_hash=result.model_hash,
             seed=result.seeds[0],
             format=fmt,
+            overwrite=False,  # checked before the run; another writer may have taken it since
         )
         return [args.out]
     return save_result(result, OutputFolder(args.outdir), format=fmt)
+
+
+def _keep_unsaved(result: GenerationResult, error: BaseException) -> int:
+    """Saving failed after the work was done: keep the images in the temp folder, say where."""
+    from studio.engine.output import keep_unsaved
+
+    reason = _error_text(error)
+    try:
+        kept = keep_unsaved(result)
+    except (OSError, ValueError, RuntimeError) as e:
+        print(
+            f"studio: the image could not be saved ({reason}), nor kept in the temp folder "
+            f"({_error_text(e)}).",
+            file=sys.stderr,
+        )
+        return 1
+    names = ", ".join(str(p) for p in kept)
+    print(
+        f"studio: the image could not be saved ({reason}); it was kept as {names}: copy it "
+        "from there.",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _error_text(e: BaseException) -> str:
+    if isinstance(e, FileExistsError):
+        return f"{e.filename or e} appeared meanwhile and is never replaced"
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    return str(e).rstrip(".") or type(e).__name__
+
+
+def _why(found: Any) -> str:
+    """The reader's warnings, on the same line: why nothing usable was found."""
+    if not found.warnings:
+        return "."
+    return ": " + " ".join(" ".join(str(w).split()) for w in found.warnings)
 
 
 class _Progress:

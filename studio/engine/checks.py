@@ -36,6 +36,8 @@ def check_request(request: GenerationRequest, info: ModelInfo | None = None) -> 
     r = request
     if r.mode not in MODES:
         raise ValueError(f"Unknown mode {r.mode!r}; use one of {', '.join(MODES)}.")
+    _check_text("The prompt", r.prompt)
+    _check_text("The negative prompt", r.negative_prompt)
     if r.sampler not in SAMPLER_SPECS:
         raise ValueError(f"Unknown sampler {r.sampler!r}. Choose one of: {', '.join(SAMPLERS)}.")
     _check_int("Steps", r.steps, 1, MAX_STEPS)
@@ -85,6 +87,21 @@ def check_request(request: GenerationRequest, info: ModelInfo | None = None) -> 
             raise ValueError(f"ControlNet {i}: need 0 <= start < end <= 1.")
         if c.enabled and c.image is None:
             raise ValueError(f"ControlNet {i}: no control image.")
+
+
+def _check_text(name: str, text: object) -> None:
+    if not isinstance(text, str):
+        raise ValueError(f"{name} must be text, not {type(text).__name__}.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        # a byte that is not UTF-8 arrives from argv or a file as a lone surrogate (\udcXX)
+        bad = text[e.start]
+        byte = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else "a character"
+        raise ValueError(
+            f"{name} is not valid UTF-8 text ({byte} at position {e.start}); "
+            "save or type it as UTF-8."
+        ) from None
 
 
 def _check_seed(seed: object, batch_size: int) -> None:

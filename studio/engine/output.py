@@ -6,6 +6,11 @@ A pattern is a relative path with tokens, e.g. "{date}/{counter:05}-{seed}-{prom
 {model}, {sampler}, {steps}, {width}, {height}, {index} (position in the batch). Every path is
 checked to stay inside the root after symlinks are resolved; names are safe on Windows, macOS
 and Linux; an existing file is never replaced.
+
+Before any work, `check_destination` (a folder) or `check_output_file` (one named file) proves
+that the image can be written, so a bad destination costs no denoising. If saving still fails
+afterwards, `keep_unsaved` puts the images in a private folder under the temp folder, so a
+finished image is never lost; `is_unsaved` tells such a file apart.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import re
 import secrets
 import string
+import tempfile
 import unicodedata
 from collections.abc import Callable
 from datetime import datetime
@@ -42,6 +48,10 @@ _WINDOWS_RESERVED = {
 }
 _FORBIDDEN = set('<>:"/\\|?*')
 _MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
+# Pillow's format for each name or extension a user may give, and the extension written for it
+FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
+EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+UNSAVED_PREFIX = "studio-unsaved-"  # the temp folders that hold images kept after a failed save
 
 
 # ---- atomic writes ------------------------------------------------------------------------
@@ -108,6 +118,90 @@ def atomic_write_bytes(
     path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True
 ) -> Path:
     return atomic_save(path, lambda f: f.write(data), overwrite=overwrite)
+
+
+# ---- destinations, checked before any work ------------------------------------------------
+def check_format(format: str) -> str:
+    """Pillow's name for an image format a user gives (png, jpg, jpeg, webp)."""
+    name = str(format).lower().lstrip(".")
+    if name not in FORMATS:
+        raise ValueError(f"Cannot save images as {format!r}: use png, jpg/jpeg or webp.")
+    return FORMATS[name]
+
+
+def check_destination(folder: str | os.PathLike[str], format: str = "png") -> Path:
+    """The output folder, created if missing, once a file could be written into it and removed.
+    Raises ValueError saying what to do when images of `format` cannot be saved there: a file in
+    the folder's place, a broken or looping link, a read-only or virtual file system (/proc)."""
+    check_format(format)
+    folder = Path(folder).expanduser().absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # something that is not a folder has the name
+        raise ValueError(_not_a_folder(folder)) from None
+    except (OSError, RuntimeError) as e:
+        raise ValueError(
+            f"The output folder {folder} cannot be created ({_reason(e)}); choose another folder."
+        ) from None
+    if not folder.is_dir():
+        raise ValueError(_not_a_folder(folder))
+    probe = folder / f".studio-check-{secrets.token_hex(4)}.tmp"
+    created = False
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0))
+        created = True
+        try:
+            os.write(fd, b"\0")
+        finally:
+            os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        if created:
+            try:
+                os.unlink(probe)
+            except OSError:
+                pass
+        raise ValueError(
+            f"Images cannot be written into the output folder {folder} ({_reason(e)}); "
+            "choose another folder."
+        ) from None
+    return folder
+
+
+def check_output_file(path: str | os.PathLike[str], format: str | None = None) -> str:
+    """Pillow's format for writing exactly `path`, checked before any work. The name's extension
+    decides the format: a `format` that disagrees is refused rather than writing, say, PNG bytes
+    into a .jpg. An existing file is never replaced, and the folder must take a new file."""
+    path = Path(path)
+    ext = path.suffix.lower().lstrip(".")
+    if ext not in FORMATS:
+        raise ValueError(
+            f"{path.name} needs the extension .png, .jpg or .webp: it decides the image format."
+        )
+    fmt = FORMATS[ext]
+    if format is not None and check_format(format) != fmt:
+        wanted = EXTENSIONS[check_format(format)]
+        raise ValueError(
+            f"{path.name} is named .{ext} but the format asked for is {format}; "
+            f"name the file {path.stem}{wanted} or leave the format out."
+        )
+    if os.path.lexists(path):
+        raise ValueError(f"{path} already exists; pick another name or remove it.")
+    check_destination(path.parent, ext)
+    return fmt
+
+
+def _not_a_folder(folder: Path) -> str:
+    if folder.is_symlink():
+        return (
+            f"The output folder {folder} is a link that leads nowhere (broken, or a loop); "
+            "choose another folder."
+        )
+    return f"The output folder {folder} exists but is not a folder; choose another folder."
+
+
+def _reason(e: BaseException) -> str:
+    return (e.strerror if isinstance(e, OSError) and e.strerror else str(e)) or type(e).__name__
 
 
 # ---- safe names ---------------------------------------------------------------------------
@@ -336,8 +430,8 @@ def save_result(
         return []
     if not isinstance(folder, OutputFolder):
         folder = OutputFolder(folder)
-    fmt = metadata.image_format("x", format)
-    ext = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}[fmt]
+    fmt = check_format(format)
+    ext = EXTENSIONS[fmt]
     now = now or datetime.now()
     request = result.request
     saved: list[Path] = []
@@ -366,3 +460,16 @@ def save_result(
         else:
             raise ValueError(f"Could not find a free file name in {folder.root}.")
     return saved
+
+
+def keep_unsaved(result: GenerationResult) -> list[Path]:
+    """After a failed save, keep the finished images: PNGs with their metadata in a new private
+    folder under the temp folder (the output folder has just failed; nothing else is touched)."""
+    folder = tempfile.mkdtemp(prefix=UNSAVED_PREFIX)  # 0o700: no other user can swap it
+    return save_result(result, OutputFolder(folder, "{seed}-{prompt}"), format="png")
+
+
+def is_unsaved(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is an image `keep_unsaved` kept, not one saved where the user asked."""
+    parent = Path(path).parent
+    return parent.name.startswith(UNSAVED_PREFIX) and parent.parent == Path(tempfile.gettempdir())

@@ -22,5 +22,12 @@ def draw_seed() -> int:
 
 
 def resolve_seed(seed: int) -> int:
-    """The seed to use: a fresh one for -1 (or any negative seed), else `seed` itself."""
-    return draw_seed() if seed < 0 else seed
+    """The seed to use: a fresh one for -1, else `seed` itself. Any other negative number is
+    refused: -5 is more likely a typo than a wish for a random seed."""
+    if seed == RANDOM_SEED:
+        return draw_seed()
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed < 0:
+        raise ValueError(
+            f"Seed must be -1 (a random seed) or between 0 and {MAX_SEED}, not {seed}."
+        )
+    return seed

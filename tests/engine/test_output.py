@@ -15,6 +15,10 @@ from studio.engine.output import (
     OutputFolder,
     atomic_save,
     atomic_write_bytes,
+    check_destination,
+    check_output_file,
+    is_unsaved,
+    keep_unsaved,
     safe_component,
     save_result,
     slug,
@@ -298,3 +302,68 @@ def test_unknown_format_is_refused(tmp_path):
     with pytest.raises(ValueError, match="png, jpg/jpeg or webp"):
         save_result(result(), OutputFolder(tmp_path), "tiff")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- destinations checked before any work ---------------------------------------------------
+def test_check_destination_creates_the_folder_and_leaves_no_probe(tmp_path):
+    folder = tmp_path / "a" / "b"
+    assert check_destination(folder, "webp") == folder
+    assert folder.is_dir() and list(folder.iterdir()) == []
+
+
+def test_check_destination_refuses_what_cannot_hold_images(tmp_path):
+    # as root a chmod'ed folder stays writable, so the cases here stop root too
+    file = tmp_path / "file"
+    file.write_text("x")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    for folder, reason in (
+        (file, "exists but is not a folder"),
+        (file / "sub", "cannot be created"),
+        (loop, "a link that leads nowhere"),
+        (loop / "sub", "cannot be created"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            check_destination(folder)
+    with pytest.raises(ValueError, match="Cannot save images as 'exe'"):
+        check_destination(tmp_path / "new", "exe")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "loop"]
+    assert file.read_text() == "x"
+
+
+def test_check_destination_reports_a_failed_write_in_the_folder(tmp_path, monkeypatch):
+    import errno
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(ValueError, match="cannot be written into the output folder .*Read-only"):
+        check_destination(tmp_path)
+
+
+def test_check_output_file_lets_the_suffix_decide_and_never_replaces(tmp_path):
+    assert check_output_file(tmp_path / "new" / "a.JPEG") == "JPEG"
+    assert check_output_file(tmp_path / "a.jpg", "jpeg") == "JPEG"
+    assert check_output_file(tmp_path / "a.webp", "webp") == "WEBP"
+    with pytest.raises(ValueError, match="named .jpg but the format asked for is png"):
+        check_output_file(tmp_path / "a.jpg", "png")
+    with pytest.raises(ValueError, match="needs the extension .png, .jpg or .webp"):
+        check_output_file(tmp_path / "a.bmp")
+    (tmp_path / "taken.png").write_bytes(b"mine")
+    with pytest.raises(ValueError, match="already exists; pick another name or remove it"):
+        check_output_file(tmp_path / "taken.png")
+    assert (tmp_path / "taken.png").read_bytes() == b"mine"
+
+
+def test_keep_unsaved_writes_pngs_with_metadata_into_a_private_temp_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    kept = keep_unsaved(result(2))
+    assert len(kept) == 2 and all(is_unsaved(p) for p in kept)
+    assert kept[0].parent.parent == tmp_path and oct(kept[0].parent.stat().st_mode)[-3:] == "700"
+    assert [md.read_settings(p).image_seed for p in kept] == [42, 43]
+    assert Image.open(kept[0]).format == "PNG"
+    saved = save_result(result(), tmp_path / "out", now=NOW)
+    assert not is_unsaved(saved[0])
