@@ -18,6 +18,7 @@ from studio.engine.control import preprocess_control
 from studio.engine.masks import Box, crop_to_bounds, mask_bounds, paste_back, prepare_mask
 from studio.engine.models import ModelInfo
 from studio.engine.pipelines import PipelineCache, pipeline_mode
+from studio.engine.prompts.inputs import RequestPrompts
 from studio.engine.request import ControlSpec, GenerationRequest, GenerationResult, StepUpdate
 from studio.engine.samplers import make_scheduler
 
@@ -83,18 +84,28 @@ def generate(
     # 5. Denoise
     try:
         with torch.inference_mode():
-            output = pipe(
-                prompt=request.prompt,
-                negative_prompt=request.negative_prompt or None,
-                num_inference_steps=request.steps,
-                guidance_scale=request.cfg_scale,
-                num_images_per_prompt=request.batch_size,
-                generator=generators,
-                callback_on_step_end=tracker,
-                callback_on_step_end_tensor_inputs=["latents"],
-                output_type="pil",
-                **call_kwargs,
+            # A1111's prompt language: weights, chunks, editing, AND (studio.engine.prompts)
+            prompts = RequestPrompts(
+                pipe,
+                request.prompt,
+                request.negative_prompt,
+                request.steps,
+                request.batch_size,
+                info.family,
+                request.clip_skip,
             )
+            with prompts.applied():
+                output = pipe(
+                    **prompts.pipeline_inputs,
+                    num_inference_steps=request.steps,
+                    guidance_scale=request.cfg_scale,
+                    num_images_per_prompt=request.batch_size,
+                    generator=generators,
+                    callback_on_step_end=prompts.callback(tracker),
+                    callback_on_step_end_tensor_inputs=prompts.tensor_inputs(pipe, ["latents"]),
+                    output_type="pil",
+                    **call_kwargs,
+                )
     except _Cancelled:
         return GenerationResult(request, cancelled=True, model_name=info.name)
 

@@ -65,6 +65,7 @@ class GenerationRequest:
     schedule: ScheduleOptions = ScheduleOptions()
     steps: int = 20
     cfg_scale: float = 7.0
+    clip_skip: int = 1  # A1111's numbering: 1 reads the last layer, 2 the one before (SD 1.x)
     seed: int = 0
     width: int = 512
     height: int = 512

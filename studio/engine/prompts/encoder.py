@@ -90,10 +90,15 @@ class PromptEncoder:
 
 def _emphasise(z: torch.Tensor, multipliers: list[float]) -> torch.Tensor:
     """Scale each token's embedding by its weight, then restore the chunk's original mean."""
+    if all(m == 1.0 for m in multipliers):
+        return z  # what A1111's arithmetic gives too, without 0/0 on a zero-mean chunk
     weights = torch.tensor(multipliers, dtype=z.dtype, device=z.device).reshape(1, -1, 1)
     original_mean = z.mean()
-    z = z * weights.expand(z.shape)
-    return z * (original_mean / z.mean())
+    weighted = z * weights.expand(z.shape)
+    ratio = original_mean / weighted.mean()
+    if not torch.isfinite(ratio):  # a chunk with no mean to restore: keep the scaled tokens
+        return weighted
+    return weighted * ratio
 
 
 def _pad_repeating_last(t: torch.Tensor, length: int) -> torch.Tensor:
