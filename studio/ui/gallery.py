@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine.images import IMAGE_SUFFIXES
+from studio.engine.output import is_unsaved
 from studio.engine.seeds import MAX_SEED
 from studio.ui.worker import BackgroundTask
 
@@ -204,10 +205,17 @@ class Gallery(QWidget):
     def paths(self) -> list[Path]:
         return [self._path(self.list.item(i)) for i in range(self.list.count())]
 
+    def unsaved_paths(self) -> list[Path]:
+        """The images listed whose save failed, kept in the temp folder."""
+        return [p for p in self.paths() if is_unsaved(p)]
+
     def add_image(self, path: Path, at_top: bool = True) -> QListWidgetItem:
         item = QListWidgetItem(QIcon(load_thumbnail(path)), "")
         item.setData(PATH_ROLE, str(path))
         item.setToolTip(path.name)
+        if is_unsaved(path):  # its save failed: kept in the temp folder until "Save as…"
+            item.setText("unsaved")
+            item.setToolTip(f"Not saved in the output folder: use Save as… to keep it ({path})")
         if at_top:
             self.list.insertItem(0, item)
         else:

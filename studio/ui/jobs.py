@@ -41,6 +41,9 @@ class Job:
     result: GenerationResult | None = None
     paths: list[Path] = field(default_factory=list)
     error: str = ""
+    # why the output folder did not take the images; `paths` then lists the copies kept unsaved
+    # in the temp folder, or nothing when even those failed
+    save_error: str = ""
     # how the worker runs and saves it
     preview_every: int = 1
     preview_source: str = "x0"
@@ -113,8 +116,10 @@ class JobQueue(QObject):
         self._ready = ready
         self._start_next()
 
-    def job_finished(self, job: Job, result: GenerationResult, paths: list[Path]) -> None:
-        job.result, job.paths = result, list(paths)
+    def job_finished(
+        self, job: Job, result: GenerationResult, paths: list[Path], save_error: str = ""
+    ) -> None:
+        job.result, job.paths, job.save_error = result, list(paths), save_error
         self._end(job, JobState.cancelled if result.cancelled else JobState.done)
 
     def job_failed(self, job: Job, message: str) -> None:

@@ -212,6 +212,7 @@ class Session(QObject):
         """Queue the settings as one job per batch; an invalid request queues nothing."""
         from studio.engine.batch import expand_batch
         from studio.engine.checks import check_request
+        from studio.engine.output import check_destination
         from studio.engine.seeds import resolve_seed
 
         self.error = ""
@@ -224,6 +225,7 @@ class Session(QObject):
             info = loaded.info if loaded is not None and loaded.ref == request.model else None
             check_request(request, info)
             requests = expand_batch(request, self.state.batch_count)
+            check_destination(self.output_dir(), self.settings.image_format)  # before any work
         except ValueError as exc:
             self.error = str(exc)
             return []
@@ -304,7 +306,7 @@ class Session(QObject):
 
     def _finished(self, job: Job, m: WorkerMessage) -> None:
         result = m.result
-        self.queue.job_finished(job, result, list(m.paths))
+        self.queue.job_finished(job, result, list(m.paths), m.save_error)
         if result.cancelled:
             self.progress = Progress(0, 1, f"job #{job.id} cancelled", job.id)
             self.status_message.emit(f"Job #{job.id} cancelled; nothing saved")
@@ -313,7 +315,9 @@ class Session(QObject):
             self.progress = Progress(top, top, f"done in {result.elapsed_s:.1f} s", job.id)
             self.state.last_seed = result.request.seed
             self.result_ready.emit(job)
-            saved = f"; saved {m.paths[0].name}" if m.paths else ""
+            if m.save_error:  # the images are kept unsaved; the banner says where and what to do
+                self.error = f"Job #{job.id}: {m.save_error}"
+            saved = f"; saved {m.paths[0].name}" if m.paths and not m.save_error else ""
             self.status_message.emit(f"Job #{job.id} done in {result.elapsed_s:.1f} s{saved}")
         self.job_done.emit(job)
 

@@ -54,7 +54,7 @@ class WorkerEvent(enum.Enum):
     job_started = "job_started"  # job
     schedule = "schedule"  # job, curve
     step = "step"  # job, update
-    job_finished = "job_finished"  # job, result, paths
+    job_finished = "job_finished"  # job, result, paths, save_error
     job_failed = "job_failed"  # job, text
 
 
@@ -71,6 +71,7 @@ class WorkerMessage:
     curve: ScheduleCurve | None = None
     result: GenerationResult | None = None
     paths: tuple[Path, ...] = ()
+    save_error: str = ""  # the output folder failed: `paths` are the copies kept unsaved
 
 
 _frozen = False
@@ -88,6 +89,12 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, ValueError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return error_text(exc).rstrip(".")
 
 
 class GenerationWorker(QObject):
@@ -160,6 +167,15 @@ class GenerationWorker(QObject):
     @Slot(Job)
     def run_job(self, job: Job) -> None:
         self._say(WorkerEvent.job_started, job=job)
+        if job.output_dir is not None:
+            # the folder may have changed since the job was queued: find out before any work
+            from studio.engine.output import check_destination
+
+            try:
+                check_destination(job.output_dir, job.image_format)
+            except ValueError as exc:
+                self._say(WorkerEvent.job_failed, job=job, text=str(exc))
+                return
         if self._cache is None:
             self._say(WorkerEvent.job_failed, job=job, text="The engine did not start.")
             return
@@ -171,7 +187,6 @@ class GenerationWorker(QObject):
                 return
         try:
             from studio.engine.generate import generate
-            from studio.engine.output import OutputFolder, save_result
 
             self._send_schedule(job)
             result = generate(
@@ -182,14 +197,37 @@ class GenerationWorker(QObject):
                 preview_every=job.preview_every,
                 preview_source=job.preview_source,
             )
-            paths: list[Path] = []
-            if not result.cancelled and result.images and job.output_dir is not None:
-                paths = save_result(result, OutputFolder(job.output_dir), format=job.image_format)
         except Exception as exc:
             log.error("job %s failed:\n%s", job.id, traceback.format_exc())
             self._say(WorkerEvent.job_failed, job=job, text=error_text(exc))
             return
-        self._say(WorkerEvent.job_finished, job=job, result=result, paths=tuple(paths))
+        paths, save_error = self._save(job, result)
+        self._say(
+            WorkerEvent.job_finished,
+            job=job,
+            result=result,
+            paths=tuple(paths),
+            save_error=save_error,
+        )
+
+    def _save(self, job: Job, result: GenerationResult) -> tuple[list[Path], str]:
+        """The saved files, and "" or why the output folder failed. A finished image is never
+        lost to a failed save: it is kept in the temp folder and listed, unsaved, instead."""
+        from studio.engine.output import OutputFolder, keep_unsaved, save_result
+
+        if result.cancelled or not result.images or job.output_dir is None:
+            return [], ""
+        try:
+            return save_result(result, OutputFolder(job.output_dir), format=job.image_format), ""
+        except Exception as exc:
+            log.error("job %s not saved:\n%s", job.id, traceback.format_exc())
+            failed = f"The image could not be saved into {job.output_dir} ({_reason(exc)})"
+        try:
+            kept = keep_unsaved(result)
+        except Exception as exc:
+            log.error("job %s not kept either:\n%s", job.id, traceback.format_exc())
+            return [], f"{failed}, nor kept in the temp folder ({_reason(exc)}): copy it now."
+        return kept, f"{failed}. It is kept in the history, unsaved: use Save as… to keep it."
 
     def _send_schedule(self, job: Job) -> None:
         # the plot is an extra: a failure here must not fail the job

@@ -67,3 +67,76 @@ def test_history_is_bounded(qtbot) -> None:
         job = queue.add(GenerationRequest())
         queue.job_finished(job, GenerationResult(job.request), [])
     assert len(queue.history()) == MAX_HISTORY and queue.history()[-1] is job
+
+
+# ---- the output folder: checked before any work; a failed save keeps the image ---------------
+# The tests run as root, which writes into a chmod'ed read-only folder anyway: a regular file in
+# the folder's place stops root too.
+def test_a_broken_output_folder_queues_nothing(session, tmp_path) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the output folder should be")
+    session.set_output_dir(str(blocked))
+    assert session.generate() == []
+    assert "is not a folder; choose another folder" in session.error
+    assert not session.queue.is_busy() and blocked.read_text().startswith("a file")
+
+
+def test_the_worker_checks_the_folder_again_before_any_work(qtbot, tmp_path) -> None:
+    from studio.ui.jobs import Job
+    from studio.ui.worker import GenerationWorker, WorkerEvent
+
+    folder = tmp_path / "out"
+    job = Job(GenerationRequest(), output_dir=folder)
+    folder.write_text("replaced by a file after the job was queued")
+    worker = GenerationWorker()  # no engine: the folder check must come before any model work
+    said = []
+    worker.message.connect(said.append)
+    worker.run_job(job)
+    assert [m.event for m in said] == [WorkerEvent.job_started, WorkerEvent.job_failed]
+    assert "is not a folder; choose another folder" in said[-1].text
+
+
+def test_a_failed_save_keeps_the_image_unsaved_in_the_gallery(
+    qtbot, make_window, tmp_path, monkeypatch
+) -> None:
+    import shutil
+    import tempfile
+
+    import studio.engine.generate as engine_generate
+    from studio.engine.metadata import read_settings
+    from studio.engine.output import is_unsaved
+
+    temp = tmp_path / "system-temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where kept images go
+    window = make_window()
+    out = make_window.output_dir
+    real = engine_generate.generate
+
+    def generate_then_break_the_folder(*args, **kwargs):
+        result = real(*args, **kwargs)
+        shutil.rmtree(out)  # the folder passed its checks; now a file takes its place
+        out.write_text("someone put a file here")
+        return result
+
+    monkeypatch.setattr(engine_generate, "generate", generate_then_break_the_folder)
+    with qtbot.waitSignal(window.session.job_done, timeout=60_000) as blocker:
+        assert window.session.generate(), window.banner.text()
+    job = blocker.args[0]
+
+    assert job.state is JobState.done and job.save_error
+    [kept] = job.paths
+    assert is_unsaved(kept) and kept.parent.parent == temp
+    assert read_settings(kept).request.prompt == "a red cube"
+    assert window.gallery.unsaved_paths() == [kept] == [window.gallery.current_path()]
+    assert window.gallery.list.currentItem().text() == "unsaved"
+    text = window.banner.text()
+    assert window.banner.kind == "error" and "could not be saved into" in text
+    assert str(out) in text and "use Save as… to keep it" in text
+    assert out.read_text() == "someone put a file here"
+    # Save as… still works from the kept copy, settings included
+    assert window.gallery.save_as.isEnabled()
+    target = tmp_path / "saved" / "kept.png"
+    target.parent.mkdir()
+    assert window.save_as(kept, target) == target
+    assert read_settings(target).request.prompt == "a red cube"
