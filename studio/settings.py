@@ -129,8 +129,8 @@ def _check_field(name: str, value: Any, default: Any) -> str:
     if isinstance(default, list):
         if not isinstance(value, list) or len(value) > MAX_PATHS:
             return f"{name} must be a list of at most {MAX_PATHS} folders or files"
-        bad = next((v for v in value if _path_problem(v)), None)
-        return "" if bad is None else f"{name}: {_path_problem(bad)}"
+        problem = next((p for p in map(_path_problem, value) if p), "")
+        return f"{name}: {problem}" if problem else ""
     if not isinstance(value, str):
         return f"{name} must be text, not {type(value).__name__}"
     if name == "image_format":
