@@ -92,3 +92,40 @@ def test_version_2_preview_choices_move_into_the_last_values(tmp_path: Path) -> 
     path.write_text(json.dumps(v2))
     s = load(path).settings
     assert s.last == {"steps": 8, "preview_every": 3, "preview_source": "xt"}
+
+
+def test_refused_values_fall_back_and_the_file_is_rewritten_once(tmp_path: Path) -> None:
+    import studio.ui.state  # noqa: F401  (hands studio.settings the state's check)
+
+    path = settings_path(tmp_path)
+    data = Settings(image_format="webp").to_dict()
+    data["image_format"] = "exe"
+    data["last"] = {"steps": 2**31, "prompt": "kept"}
+    original = json.dumps(data)
+    path.write_text(original)
+    outcome = load(path)
+    assert outcome.partial and outcome.settings.image_format == "png"
+    assert outcome.settings.last == {"prompt": "kept"}
+    assert "image_format 'exe'" in outcome.error and "steps" in outcome.error
+    assert outcome.message.startswith("Some saved settings were unusable and were reset")
+    assert str(outcome.corrupt_copy) in outcome.message
+    assert outcome.corrupt_copy is not None and outcome.corrupt_copy.read_text() == original
+    again = load(path)  # the good values were written back: said once
+    assert again.error == "" and again.settings == outcome.settings
+
+
+def test_a_second_bad_file_in_the_same_second_keeps_the_first_copy(tmp_path: Path) -> None:
+    path = settings_path(tmp_path)
+    copies = []
+    for text in ("first {", "second {", "third {"):
+        path.write_text(text)
+        copies.append(load(path).corrupt_copy)
+    assert [c.read_text() for c in copies] == ["first {", "second {", "third {"]
+
+
+def test_odd_schema_versions_count_as_corrupt(tmp_path: Path) -> None:
+    path = settings_path(tmp_path)
+    for version in (True, 0, -3, "3", 2.0):
+        path.write_text(json.dumps({"schema_version": version}))
+        outcome = load(path)
+        assert outcome.corrupt_copy is not None and "schema_version" in outcome.error

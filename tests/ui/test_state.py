@@ -122,3 +122,52 @@ def test_apply_request_and_last_values_round_trip(qtbot) -> None:
     # a damaged value leaves its property as it was, and only that one
     assert restore(other, {"steps": "x", "seed": 2**40}) == ["steps"]
     assert other.steps == 5 and other.seed == 2**40
+
+
+def test_properties_refuse_values_no_widget_or_job_could_take(qtbot) -> None:
+    from studio.ui.state import MAX_PROMPT_CHARS
+
+    state = StudioState()
+    refused = {
+        "steps": [2**31, 0, 1001],
+        "width": [2**40, 7, -8],
+        "preview_every": [2**40, -1],
+        "cfg_scale": [float("inf"), float("nan"), -0.5, 2**1100],  # 2**1100 is beyond any float
+        "strength": [float("nan"), 1.5],
+        "sampler": ["Bogus"],
+        "mode": ["exe"],
+        "preview_source": ["bogus"],
+        "prompt": ["x" * (MAX_PROMPT_CHARS + 1), "\ud800"],  # a lone surrogate is not text
+    }
+    for name, values in refused.items():
+        before = getattr(state, name)
+        for value in values:
+            with pytest.raises(ValueError, match=name):
+                setattr(state, name, value)
+        assert getattr(state, name) == before
+    with pytest.raises(TypeError):
+        state.steps = None  # only a property that starts empty may be emptied
+    state.init_image = None
+    state.prompt = "x" * MAX_PROMPT_CHARS  # the limit itself is fine
+    assert len(state.prompt) == MAX_PROMPT_CHARS
+
+
+def test_apply_request_skips_values_the_state_refuses(qtbot) -> None:
+    state = StudioState()
+    applied = state.apply_request(GenerationRequest(prompt="a" * 30_000, steps=12))
+    assert "prompt" not in applied and "steps" in applied
+    assert (state.prompt, state.steps) == ("", 12)
+
+
+def test_check_persisted_names_each_refused_value(qtbot) -> None:
+    from studio.ui.persistence import check_persisted
+
+    kept, problems = check_persisted(
+        StudioState, {"steps": 2**31, "cfg_scale": 3, "sampler": "Euler", "gone": 1}
+    )
+    assert kept == {"cfg_scale": 3.0, "sampler": "Euler"}  # an old name is dropped silently
+    assert problems == ["steps must be between 1 and 1000, not 2147483648"]
+    assert check_persisted(StudioState, [1]) == (
+        {},
+        ["the saved window state is list, not an object"],
+    )
