@@ -17,6 +17,7 @@ from studio.engine.checks import check_request
 from studio.engine.control import preprocess_control
 from studio.engine.masks import Box, crop_to_bounds, mask_bounds, paste_back, prepare_mask
 from studio.engine.models import ModelInfo
+from studio.engine.noise import ImageNoise, per_image_brownian_trees
 from studio.engine.pipelines import PipelineCache, pipeline_mode
 from studio.engine.prompts.inputs import RequestPrompts
 from studio.engine.request import ControlSpec, GenerationRequest, GenerationResult, StepUpdate
@@ -79,7 +80,9 @@ def generate(
 
     # 4. One generator per image, so any image of a batch can be made again alone
     seeds = [request.seed + k for k in range(request.batch_size)]
-    generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+    noise = ImageNoise(seeds, request.rng, cache.device, request.ensd)
+    generators = noise.torch_generators()
+    per_image_brownian_trees(pipe.scheduler, seeds)
 
     # 5. Denoise
     try:
@@ -94,7 +97,7 @@ def generate(
                 info.family,
                 request.clip_skip,
             )
-            with prompts.applied():
+            with prompts.applied(), noise.patched(pipe):
                 output = pipe(
                     **prompts.pipeline_inputs,
                     num_inference_steps=request.steps,

@@ -67,6 +67,8 @@ class GenerationRequest:
     cfg_scale: float = 7.0
     clip_skip: int = 1  # A1111's numbering: 1 reads the last layer, 2 the one before (SD 1.x)
     seed: int = 0
+    rng: str = "CPU"  # where noise comes from: "CPU", "GPU" or "NV" (studio.engine.noise)
+    ensd: int = 0  # A1111's eta noise seed delta: sampler noise from seed + ensd
     width: int = 512
     height: int = 512
     batch_size: int = 1
