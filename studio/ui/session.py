@@ -119,10 +119,7 @@ class Session(QObject):
         self.load_status = f"Loading {model_name(self.state.model)}…"
         self.model_status = f"model: {model_name(self.state.model)}"
         if outcome.corrupt_copy is not None or outcome.error:
-            self.error = (
-                f"The settings file could not be read ({outcome.error}); using defaults. "
-                f"The old file was kept as {outcome.corrupt_copy}."
-            )
+            self.error = outcome.message
 
     # ---- life cycle -----------------------------------------------------------------------
     def attach_canvas(self, canvas: CanvasSource) -> None:
