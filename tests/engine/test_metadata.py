@@ -121,6 +121,7 @@ def test_a1111_text_has_the_fields_other_tools_read():
         "Size": "512x768",
         "Model hash": "abcdef1234",
         "Model": "sd15",
+        "RNG": "CPU",  # our default; A1111's when the key is absent is GPU
     }
 
 
@@ -416,6 +417,10 @@ def test_a1111_text_alone_keeps_sampler_and_karras_meaning(sampler, karras):
         return name.removesuffix(" Karras")
 
     assert base(got.sampler) == base(sampler) or got.sampler == sampler
+    if base(sampler) == "UniPC":  # A1111 runs UniPC on its own timesteps: no Schedule type
+        assert "Schedule type" not in md.split_a1111_text(text)[2]
+        assert not md.effective_karras(got.sampler, got.schedule.karras)
+        return
     assert md.effective_karras(got.sampler, got.schedule.karras) == md.effective_karras(
         sampler, karras
     )
@@ -488,10 +493,10 @@ def test_reads_modern_a1111_text_with_hires_fix():
     assert (r.mode, r.steps, r.cfg_scale, r.seed) == ("txt2img", 28, 6.5, 1234567890)
     assert (r.sampler, r.schedule.karras) == ("DPM++ 2M Karras", None)
     assert (r.width, r.height, r.model) == (512, 768, "v1-5-pruned-emaonly")
+    assert (r.clip_skip, r.rng, r.ensd) == (2, "GPU", 0)
     assert result.unmapped == {
         "Model hash": "6ce0161689",
         "Denoising strength": "0.45",
-        "Clip skip": "2",
         "Hires upscale": "2",
         "Hires steps": "10",
         "Hires upscaler": "Latent",
@@ -508,7 +513,8 @@ def test_reads_old_a1111_sampler_names_with_karras_in_them():
     r = result.request
     assert (r.sampler, r.schedule.karras) == ("DPM++ 2M Karras", None)
     assert (r.seed, r.width, r.height, r.model) == (3950391924, 768, 512, "deliberate_v2")
-    assert result.unmapped == {"Model hash": "9aba26abdf", "ENSD": "31337"}
+    assert result.unmapped == {"Model hash": "9aba26abdf"}
+    assert (r.ensd, r.rng, r.clip_skip) == (31337, "GPU", 1)  # A1111's defaults when absent
 
 
 def test_reads_a1111_inpaint_text():

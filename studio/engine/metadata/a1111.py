@@ -9,10 +9,16 @@ from typing import Any
 
 from studio.engine.metadata.infotext import _unquote, find_params, split_a1111_text
 from studio.engine.metadata.result import ReadResult
-from studio.engine.metadata.sampler_names import _resolve_sampler, _split_karras
+from studio.engine.metadata.sampler_names import (
+    _resolve_sampler,
+    _split_karras,
+    a1111_schedule_label,
+    effective_karras,
+    karras_of_label,
+)
 from studio.engine.request import ControlSpec, GenerationRequest, ScheduleOptions
 
-_A1111_SCHEDULES = {"Karras": True, "Uniform": False, "Automatic": None}
+_RNG_SOURCES = ("CPU", "GPU", "NV")
 
 _A1111_MODULE_PREFIXES = (
     ("canny", "canny"),
@@ -37,20 +43,31 @@ def _sampler_from_a1111(
     base, old_karras = _split_karras(name)
     if base.endswith(" Exponential"):  # pre-1.9 names such as "DPM++ 2M SDE Exponential"
         base, schedule = base[: -len(" Exponential")], schedule or "Exponential"
-    karras: bool | None = None
-    if old_karras:
-        karras = True
-    elif schedule is not None:
-        if schedule in _A1111_SCHEDULES:
-            karras = _A1111_SCHEDULES[schedule]
-        else:
-            unmapped["Schedule type"] = schedule
-            warnings.append(f"Schedule type {schedule!r} is not available; the default is used.")
+    label, automatic = a1111_schedule_label(base, "Karras" if old_karras else schedule)
+    karras = None if label is None else karras_of_label(label)
     resolved = _resolve_sampler(base, karras)
     if resolved is None:
-        unmapped["Sampler"] = name
-        warnings.append(f"Sampler {name!r} is not available; the default sampler is used.")
+        resolved = _resolve_sampler(base, None)
+        if resolved is None:
+            unmapped["Sampler"] = name
+            if schedule is not None:
+                unmapped["Schedule type"] = schedule
+            warnings.append(f"Sampler {name!r} is not available; the default sampler is used.")
+            return None
+    if label is not None and (karras is None or effective_karras(*resolved) != karras):
+        ran = f"{label} (Automatic for {base})" if automatic else label
+        unmapped["Schedule type"] = ran
+        warnings.append(
+            f"Schedule type {ran} is not available for {resolved[0]}; its own schedule is used."
+        )
     return resolved
+
+
+def _positive(value: int | None, key: str, raw: str, unmapped: dict[str, str]) -> int | None:
+    if value is not None and value < 1:
+        unmapped[key] = raw
+        return None
+    return value
 
 
 def _controlnet_from_a1111(
@@ -100,7 +117,8 @@ def read_a1111_text(text: str) -> ReadResult:
         )
     unmapped: dict[str, str] = {}
     warnings: list[str] = []
-    req: dict[str, Any] = {"prompt": prompt, "negative_prompt": negative}
+    # A1111's defaults for the keys it leaves out (infotext_utils): these differ from ours
+    req: dict[str, Any] = {"prompt": prompt, "negative_prompt": negative, "rng": "GPU"}
     schedule: dict[str, Any] = {}
     controls: list[ControlSpec] = []
     image_seed: int | None = None
@@ -145,6 +163,15 @@ def read_a1111_text(text: str) -> ReadResult:
                 unmapped[key] = value
         elif key == "Masked area padding":
             req["inpaint_padding"] = number(key, int)
+        elif key == "Clip skip":
+            req["clip_skip"] = _positive(number(key, int), key, value, unmapped)
+        elif key == "RNG":
+            if value in _RNG_SOURCES:
+                req["rng"] = value
+            else:
+                unmapped[key] = value
+        elif key == "ENSD":
+            req["ensd"] = number(key, int)
         elif key == "Batch size":
             req["batch_size"] = number(key, int)
         elif key == "Batch pos":

@@ -60,6 +60,10 @@ def a1111_parameters(
         "Size": f"{request.width}x{request.height}",
         "Model hash": model_hash or None,
         "Model": model_name or None,
+        # A1111 writes these only away from its defaults; its default RNG is GPU, ours CPU
+        "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
+        "RNG": request.rng if request.rng != "GPU" else None,
+        "ENSD": request.ensd or None,
     }
     if request.mode in ("img2img", "inpaint"):
         params["Denoising strength"] = request.strength
