@@ -17,6 +17,7 @@ from studio.engine.request import (
     DEMO_MODEL_REF,
     MODES,
     PREDICTION_TYPES,
+    RNG_SOURCES,
     TIMESTEP_SPACINGS,
     GenerationRequest,
     GenerationResult,
@@ -95,6 +96,16 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--cfg", "--cfg-scale", dest="cfg_scale", type=float, default=7.0)
     p.add_argument("--seed", type=int, default=-1, help="0 to 2**63-1; -1 (default): random")
+    p.add_argument(
+        "--rng",
+        choices=RNG_SOURCES,
+        default="CPU",
+        help="noise source: CPU (default), GPU (A1111's default; NV without CUDA), NV",
+    )
+    p.add_argument("--ensd", type=int, default=0, help="eta noise seed delta, as A1111's ENSD")
+    p.add_argument(
+        "--clip-skip", type=int, default=1, help="A1111 numbering: 2 reads the penultimate layer"
+    )
     p.add_argument(
         "--width", "-W", type=int, help="a multiple of 8, 64 or more; omitted: the model's native"
     )
@@ -177,6 +188,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         steps=args.steps,
         cfg_scale=args.cfg_scale,
         seed=resolve_seed(args.seed),
+        rng=args.rng,
+        ensd=args.ensd,
+        clip_skip=args.clip_skip,
         # only an omitted size means native: -W 0 is checked (and refused) like any other number
         width=info.native_size if args.width is None else args.width,
         height=info.native_size if args.height is None else args.height,

@@ -9,9 +9,11 @@ import math
 from typing import TYPE_CHECKING
 
 from studio.engine.request import (
+    MAX_CLIP_SKIP,
     MODES,
     PREDICTION_TYPES,
     PREPROCESSORS,
+    RNG_SOURCES,
     TIMESTEP_SPACINGS,
     GenerationRequest,
 )
@@ -47,6 +49,10 @@ def check_request(request: GenerationRequest, info: ModelInfo | None = None) -> 
         raise ValueError(f"CFG scale must be between 0 and {MAX_CFG:g} (it is {r.cfg_scale:g}).")
     _check_int("Batch size", r.batch_size, 1, MAX_BATCH)
     _check_seed(r.seed, r.batch_size)
+    _check_int("Clip skip", r.clip_skip, 1, MAX_CLIP_SKIP)
+    if r.rng not in RNG_SOURCES:
+        raise ValueError(f"Unknown RNG {r.rng!r}; use one of {', '.join(RNG_SOURCES)}.")
+    _check_int("ENSD", r.ensd, 0, MAX_SEED)
     max_side = info.max_size if info else MAX_SIDE
     for name, side in (("Width", r.width), ("Height", r.height)):
         _check_int(name, side, MIN_SIDE, max_side)
@@ -78,6 +84,9 @@ def check_request(request: GenerationRequest, info: ModelInfo | None = None) -> 
             )
         _check_int("Mask blur", r.mask_blur, 0, 256)
         _check_int("Inpaint padding", r.inpaint_padding, 0, 4096)
+        # an empty mask would run the whole job and hand back the input unchanged
+        if r.mask.convert("L").point(lambda v: 255 if v >= 128 else 0).getbbox() is None:
+            raise ValueError("The mask is empty: paint the area to repaint first.")
     for i, c in enumerate(r.controls, start=1):
         if c.preprocessor not in PREPROCESSORS:
             raise ValueError(f"ControlNet {i}: unknown preprocessor {c.preprocessor!r}.")

@@ -20,8 +20,7 @@ from typing import Any
 import torch
 
 from studio.engine.philox import PhiloxGenerator
-
-RNG_SOURCES = ("CPU", "GPU", "NV")
+from studio.engine.request import RNG_SOURCES
 
 
 def _generator(source: str, seed: int, device: str) -> Any:

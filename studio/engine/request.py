@@ -20,6 +20,8 @@ from PIL import Image
 MODES = ("txt2img", "img2img", "inpaint")
 PREPROCESSORS = ("canny", "lineart", "depth", "pose", "none")
 TIMESTEP_SPACINGS = ("leading", "linspace", "trailing")
+RNG_SOURCES = ("CPU", "GPU", "NV")  # where noise comes from (studio.engine.noise)
+MAX_CLIP_SKIP = 12  # SD 1.x's text encoder has 12 layers
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 DEMO_MODEL_REF = "demo"
 

@@ -152,6 +152,17 @@ def _square_mask(size: tuple[int, int]) -> Image.Image:
             "The mask is 32x32 but the image is 64x64",
         ),
         ({"mode": "inpaint", "init_image": Image.new("RGB", (64, 64))}, "needs a mask"),
+        (
+            {
+                "mode": "inpaint",
+                "init_image": Image.new("RGB", (64, 64)),
+                "mask": Image.new("L", (64, 64), 100),  # below the half-way threshold
+            },
+            "The mask is empty",
+        ),
+        ({"clip_skip": 0}, "Clip skip must be between 1"),
+        ({"rng": "cuda"}, "Unknown RNG 'cuda'"),
+        ({"ensd": -1}, "ENSD must be between 0"),
         ({"batch_size": 0}, "Batch size"),
         ({"seed": -3}, "Seed must be between 0"),
     ],

@@ -121,3 +121,14 @@ def test_batch_image_k_regenerates_alone(tiny_model, cache, sampler, rng):
     # the same noise, Brownian tree included: equal up to a batched vs single UNet call's floats
     diff = np.abs(np.asarray(batch[2]).astype(int) - np.asarray(alone).astype(int))
     assert diff.max() <= 2
+
+
+def test_cli_takes_rng_ensd_and_clip_skip_and_refuses_bad_values(tmp_path, capsys):
+    from studio.cli import main
+
+    out = tmp_path / "nv.png"
+    args = ["generate", "-p", "a red circle", "--seed", "4", "--steps", "3", "-o", str(out)]
+    assert main([*args, "--rng", "NV", "--ensd", "5", "--clip-skip", "2"]) == 0
+    assert out.exists()
+    assert main([*args[:-1], str(tmp_path / "x.png"), "--clip-skip", "0"]) == 1
+    assert "Clip skip" in capsys.readouterr().err
