@@ -6,28 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from studio.engine.metadata.comfyui_names import comfy_sampler, describe_unavailable
 from studio.engine.metadata.result import ReadResult
-from studio.engine.metadata.sampler_names import _resolve_sampler
 from studio.engine.request import GenerationRequest, ScheduleOptions
-
-# ComfyUI sampler_name -> our base name; scheduler -> Karras use
-_COMFY_SAMPLERS = {
-    "euler": "Euler",
-    "euler_ancestral": "Euler a",
-    "heun": "Heun",
-    "lms": "LMS",
-    "dpmpp_2m": "DPM++ 2M",
-    "dpmpp_2m_sde": "DPM++ 2M SDE",
-    "dpmpp_2m_sde_gpu": "DPM++ 2M SDE",
-    "dpmpp_sde": "DPM++ SDE",
-    "dpmpp_sde_gpu": "DPM++ SDE",
-    "ddim": "DDIM",
-    "ddpm": "DDPM",
-    "uni_pc": "UniPC",
-    "uni_pc_bh2": "UniPC",
-    "lcm": "LCM",
-}
-_COMFY_SCHEDULERS = {"karras": True, "normal": False, "simple": False}
 
 _EMPTY_LATENTS = ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyLatentImageSD3")
 _SCALAR_INPUTS = ("value", "seed", "noise_seed", "text", "string", "int", "float", "number")
@@ -165,6 +146,36 @@ class _Comfy:
         return self.model(inputs.get("model"), schedule, depth + 1)
 
 
+def _step_range(c: _Comfy, nid: str) -> tuple[int, int | None, int | None]:
+    """(first step, last step or None for the end, total steps or None) of a sampler node."""
+    inputs = c.graph[nid]["inputs"]
+    steps = c.scalar(inputs.get("steps"))
+    total = steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+    if c.graph[nid]["class_type"] != "KSamplerAdvanced":
+        return 0, None, total
+    start = c.scalar(inputs.get("start_at_step"))
+    end = c.scalar(inputs.get("end_at_step"))
+    first = start if isinstance(start, int) and start > 0 else 0
+    last = end if isinstance(end, int) and total is not None and end < total else None
+    return first, last, total
+
+
+def _pass_text(c: _Comfy, nid: str) -> str:
+    node = c.graph[nid]
+    inputs = node["inputs"]
+    first, last, total = _step_range(c, nid)
+    end = last if last is not None else total
+    parts = [f"{node['class_type']} steps {first}-{end} of {total}"]
+    for key in ("sampler_name", "scheduler", "cfg", "denoise", "add_noise"):
+        value = c.scalar(inputs.get(key))
+        if value is not None:
+            parts.append(f"{key} {value}")
+    model = c.model(inputs.get("model"), {})
+    if model is not None:
+        parts.append(f"model {model}")
+    return ", ".join(parts)
+
+
 def _read_comfyui(prompt_text: str | None, workflow_text: str | None) -> ReadResult:
     if prompt_text:
         graph = json.loads(prompt_text)
@@ -193,12 +204,18 @@ def _read_comfyui(prompt_text: str | None, workflow_text: str | None) -> ReadRes
     nid = min(samplers, key=order)
     node = c.graph[nid]
     kind, inputs = node["class_type"], node["inputs"]
-    if len(samplers) > 1:
+    passes = sorted(samplers, key=lambda n: (_step_range(c, n)[0], order(n)))
+    partial = kind == "KSamplerAdvanced" and _step_range(c, nid)[1:] != (None, None)
+    if len(samplers) > 1 or partial:
+        for i, pid in enumerate(passes, 1):
+            c.unmapped[f"pass {i} (node {pid})"] = _pass_text(c, pid)
         c.warnings.append(
-            f"The graph has {len(samplers)} sampler nodes; node {nid} was read, the rest ignored."
+            f"The graph samples in {len(samplers)} pass(es) over step ranges; only node {nid}'s "
+            "settings are used, over all its steps: the other passes are listed as not mapped."
         )
-    req: dict[str, Any] = {}
+    req: dict[str, Any] = {"rng": "CPU"}  # ComfyUI draws its noise on the CPU
     schedule: dict[str, Any] = {}
+    substituted: list[str] = []
 
     def put(key: str, source: str, cast: type) -> None:
         value = c.scalar(inputs.get(source))
@@ -214,16 +231,16 @@ def _read_comfyui(prompt_text: str | None, workflow_text: str | None) -> ReadRes
 
     name = c.scalar(inputs.get("sampler_name"))
     scheduler = c.scalar(inputs.get("scheduler"))
-    karras = _COMFY_SCHEDULERS.get(scheduler) if isinstance(scheduler, str) else None
-    if scheduler is not None and scheduler not in _COMFY_SCHEDULERS:
-        c.unmapped["scheduler"] = str(scheduler)
-    base = _COMFY_SAMPLERS.get(name) if isinstance(name, str) else None
-    resolved = _resolve_sampler(base, karras) if base else None
+    resolved, why = comfy_sampler(name, scheduler) if isinstance(name, str) else (None, None)
     if resolved is None:
-        c.unmapped["sampler_name"] = str(name)
+        c.unmapped["sampler_name"] = describe_unavailable(str(name))
         c.warnings.append(f"ComfyUI sampler {name!r} is not available; the default is used.")
+        substituted.append("sampler")
     else:
         req["sampler"], schedule["karras"] = resolved
+    if why is not None:
+        c.unmapped["scheduler"] = f"{scheduler} ({why})"
+        c.warnings.append(f"ComfyUI scheduler {scheduler!r}: {why}; the sampler's own is used.")
 
     for role, key in (("positive", "prompt"), ("negative", "negative_prompt")):
         text = c.text(inputs.get(role), role)
@@ -235,6 +252,7 @@ def _read_comfyui(prompt_text: str | None, workflow_text: str | None) -> ReadRes
     model = c.model(inputs.get("model"), schedule)
     if model is None:
         c.warnings.append("No checkpoint loader found; the default model is used.")
+        substituted.append("model")
     else:
         req["model"] = model
 
@@ -256,16 +274,14 @@ def _read_comfyui(prompt_text: str | None, workflow_text: str | None) -> ReadRes
             req["strength"] = float(denoise)
         c.warnings.append("The input image is not stored in the graph; supply it to regenerate.")
         c.warnings.append("The image size comes from the input image; the default is shown.")
+        substituted += ["width", "height"]
     else:
         c.warnings.append(f"The latent input ({latent_kind}) is not understood; size defaulted.")
+        substituted += ["width", "height"]
     if kind == "KSamplerAdvanced":
-        for key, default in (("start_at_step", 0), ("add_noise", "enable")):
-            value = c.scalar(inputs.get(key))
-            if value is not None and value != default:
-                c.unmapped[key] = str(value)
-        end = c.scalar(inputs.get("end_at_step"))
-        if isinstance(end, int) and end < req.get("steps", 10**9):
-            c.unmapped["end_at_step"] = str(end)
+        value = c.scalar(inputs.get("add_noise"))
+        if value not in (None, "enable"):
+            c.unmapped["add_noise"] = str(value)
 
     request = GenerationRequest(**req, schedule=ScheduleOptions(**schedule))
     return ReadResult(
@@ -275,4 +291,5 @@ def _read_comfyui(prompt_text: str | None, workflow_text: str | None) -> ReadRes
         warnings=c.warnings,
         image_seed=request.seed,
         model_name=model,
+        substituted=substituted,
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from studio.engine.request import GenerationRequest
 
-SOURCES = ("studio", "a1111", "comfyui", "invokeai", "none")
+SOURCES = ("studio", "a1111", "comfyui", "invokeai", "fooocus", "novelai", "none")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class ReadResult:
     model_hash: str | None = None
     app_version: str | None = None  # our version that wrote the recipe
     missing_hashes: dict[str, str] = field(default_factory=dict)  # "init image" -> sha256
+    # request fields that hold our default because the value the image names cannot be used
+    # (its own value is in `unmapped`): shown as such, never passed off as read
+    substituted: list[str] = field(default_factory=list)
 
     def single_image_request(self) -> GenerationRequest | None:
         """The request that regenerates only this image (batch of one, its own seed)."""
