@@ -1,4 +1,7 @@
-"""Prompt and negative prompt, each with a token count against CLIP's 75-token window.
+"""Prompt and negative prompt, each with A1111's token count: "80/150" = 80 tokens in two chunks.
+
+CLIP reads 75 tokens at a time; a longer prompt gets another 75-token chunk, nothing is cut
+(studio.engine.prompts), so the counter shows the room the prompt's chunks give.
 
 A prompt is at most StudioState.prompt.max_length characters: longer text (a paste of a whole
 file) is cut there with a note under the box, since the state would refuse it and Generate would
@@ -14,12 +17,13 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
+from studio.engine.prompts.chunks import prompt_token_count
 from studio.ui.state import StudioState
 
-# 77 positions minus the start and end tokens
+# 77 positions minus the start and end tokens: one chunk
 TOKEN_LIMIT = 75
 MAX_CHARS = StudioState.prompt.max_length
-# a tokenizer's count is worth its cost near the 75-token window; far beyond it the estimate says
+# a tokenizer's count is worth its cost near the first chunks; far beyond them the estimate says
 # as much (a slow tokenizer takes ~0.1 s per 10 000 characters, on the UI thread)
 EXACT_COUNT_CHARS = 2_000
 _WORDISH = re.compile(r"\w+|[^\w\s]")
@@ -30,14 +34,15 @@ def estimate_tokens(text: str) -> int:
     return len(_WORDISH.findall(text))
 
 
-def count_tokens(text: str, tokenizer: Any | None) -> int:
-    if tokenizer is None or not text.strip() or len(text) > EXACT_COUNT_CHARS:
-        return estimate_tokens(text)
-    try:
-        ids = tokenizer(text, truncation=False, add_special_tokens=False)["input_ids"]
-    except Exception:  # an odd tokenizer must not break typing
-        return estimate_tokens(text)
-    return len(ids)
+def count_tokens(text: str, tokenizer: Any | None) -> tuple[int, int, bool]:
+    """(tokens, room in the prompt's 75-token chunks, exact)."""
+    if tokenizer is not None and text.strip() and len(text) <= EXACT_COUNT_CHARS:
+        try:
+            return (*prompt_token_count(text, tokenizer), True)
+        except Exception:  # an odd tokenizer or prompt must not break typing
+            pass
+    n = estimate_tokens(text)
+    return n, TOKEN_LIMIT * max(1, -(-n // TOKEN_LIMIT)), False
 
 
 class PromptEdit(QWidget):
@@ -73,20 +78,16 @@ class PromptEdit(QWidget):
         self.update_count()
 
     def token_count(self) -> int:
-        return count_tokens(self.edit.toPlainText(), self._tokenizer)
+        return count_tokens(self.edit.toPlainText(), self._tokenizer)[0]
 
     def update_count(self) -> None:
-        text = self.edit.toPlainText()
-        n = count_tokens(text, self._tokenizer)
-        exact = self._tokenizer is not None and len(text) <= EXACT_COUNT_CHARS
-        label = f"{n}/{TOKEN_LIMIT}" + ("" if exact else " (estimate)")
+        n, room, exact = count_tokens(self.edit.toPlainText(), self._tokenizer)
+        label = f"{n}/{room}" + ("" if exact else " (estimate)")
         self.counter.setText(f"{self.cut_note} {label}" if self.cut_note else label)
-        over = n > TOKEN_LIMIT or bool(self.cut_note)
-        self.counter.setStyleSheet("color: #d04030;" if over else "")
+        self.counter.setStyleSheet("color: #d04030;" if self.cut_note else "")
         self.counter.setToolTip(
-            "Over the 75-token window: the text model does not see the rest."
-            if over
-            else "Tokens of the prompt in the text model's 75-token window."
+            "Tokens / room in the prompt's 75-token chunks. A longer prompt gets another "
+            "chunk: nothing is cut, and BREAK starts a new chunk."
         )
 
     def _enforce_limit(self) -> None:

@@ -57,11 +57,13 @@ def test_token_count_uses_the_tokenizer_when_there_is_one(qtbot, tmp_path: Path)
     edit.set_tokenizer(tiny_tokenizer(tmp_path / "tok"))  # one token per character
     assert edit.counter.text() == f"{len('aredcube,shiny')}/{TOKEN_LIMIT}"
 
+    # past 75 tokens another chunk opens: A1111's "80/150", and nothing is cut
     edit.edit.setPlainText("x" * 80)
-    qtbot.waitUntil(
-        lambda: edit.counter.text().startswith("80/"), timeout=2000
-    )  # after the debounce
-    assert "d04030" in edit.counter.styleSheet()  # over the limit shows red
+    qtbot.waitUntil(lambda: edit.counter.text() == "80/150", timeout=2000)  # after the debounce
+    edit.edit.setPlainText("abc BREAK de")  # BREAK fills the first chunk: 75 + 2
+    qtbot.waitUntil(lambda: edit.counter.text() == "77/150", timeout=2000)
+    edit.edit.setPlainText("ab AND [cdefg:h:0.5]")  # the longest AND part and edited version
+    qtbot.waitUntil(lambda: edit.counter.text() == "5/75", timeout=2000)
 
 
 def test_size_presets_follow_the_model_family_and_sizes_are_checked(qtbot, session) -> None:

@@ -106,7 +106,17 @@ class _ChunkBuilder:
         return TokenizedPrompt(self.chunks, self.token_count)
 
 
+def prompt_token_count(text: str, tokenizer: Any) -> tuple[int, int]:
+    """(tokens, room) as A1111's counter shows them, "80/150": the longest of the prompt's
+    AND parts and edited versions, and the room its 75-token chunks give."""
+    from studio.engine.prompts.schedule import prompt_schedule, split_and
+
+    # the texts a prompt can become; a fraction in [a:b:0.35] needs enough steps to switch
+    texts = {t for part, _ in split_and(text) for _, t in prompt_schedule(part, 100)}
+    count = max(tokenize_prompt(t, tokenizer).token_count for t in texts)
+    return count, CHUNK_LENGTH * max(1, -(-count // CHUNK_LENGTH))
+
+
 def token_counter_text(text: str, tokenizer: Any) -> str:
-    """ "80/150": the tokens the prompt uses and the room its chunks give, as A1111 shows it."""
-    tokenized = tokenize_prompt(text, tokenizer)
-    return f"{tokenized.token_count}/{tokenized.capacity}"
+    count, room = prompt_token_count(text, tokenizer)
+    return f"{count}/{room}"
