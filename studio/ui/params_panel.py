@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.request import DEMO_MODEL_REF, MODES
+from studio.engine.request import DEMO_MODEL_REF, MODES, RNG_SOURCES
 from studio.engine.samplers import SAMPLERS, SCHEDULE_TYPES
 from studio.ui.properties import bind
 from studio.ui.session import Session, round8
@@ -120,6 +120,24 @@ class ParamsPanel(QWidget):
         self.cfg.setToolTip("Classifier-free guidance: how strongly the prompt steers (1 = off)")
         bind(state, "cfg_scale", self.cfg)
         form.addRow("CFG scale", self.cfg)
+
+        self.clip_skip = QSpinBox(**_limits("clip_skip"))
+        self.clip_skip.setToolTip("A1111's clip skip: 2 reads the text encoder's penultimate layer")
+        bind(state, "clip_skip", self.clip_skip)
+        self.rng = QComboBox()
+        self.rng.addItems(RNG_SOURCES)
+        self.rng.setToolTip(
+            "Where noise comes from: CPU (the same everywhere), GPU (A1111's default; "
+            "emulated by NV without CUDA), NV (CUDA's numbers on any machine)"
+        )
+        bind(state, "rng", self.rng)
+        self.ensd = QSpinBox(**_limits("ensd"))
+        self.ensd.setToolTip("Eta noise seed delta (A1111's ENSD): sampler noise from seed + ENSD")
+        bind(state, "ensd", self.ensd)
+        form.addRow(
+            "Clip skip",
+            _row(self.clip_skip, QLabel("RNG"), self.rng, QLabel("ENSD"), self.ensd),
+        )
 
         # seed: a line edit, since seeds go beyond a spin box's 32-bit int
         self.seed = QLineEdit()

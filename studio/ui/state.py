@@ -15,7 +15,9 @@ from PySide6.QtCore import QObject, Signal
 from studio.engine.checks import MAX_BATCH, MAX_CFG, MAX_SIDE, MAX_STEPS
 from studio.engine.request import (
     DEMO_MODEL_REF,
+    MAX_CLIP_SKIP,
     MODES,
+    RNG_SOURCES,
     ControlSpec,
     GenerationRequest,
     ScheduleOptions,
@@ -49,6 +51,9 @@ class StudioState(QObject):
     cfg_scale_changed = Signal(float)
     seed_changed = Signal("qlonglong")  # seeds are 64-bit: Signal(int) would truncate them
     last_seed_changed = Signal("qlonglong")
+    rng_changed = Signal(str)
+    ensd_changed = Signal(int)
+    clip_skip_changed = Signal(int)
     width_changed = Signal(int)
     height_changed = Signal(int)
     batch_count_changed = Signal(int)
@@ -72,6 +77,9 @@ class StudioState(QObject):
     # -1: a new random seed for every Generate; int64 beyond, like torch's generator
     seed = Property(-1, int, persist=True, limits=(-1, MAX_SEED))
     last_seed = Property(-1, int, limits=(-1, MAX_SEED))
+    rng = Property("CPU", str, persist=True, choices=RNG_SOURCES)  # where noise comes from
+    ensd = Property(0, int, persist=True, limits=(0, 2**31 - 1))  # a spin box's range
+    clip_skip = Property(1, int, persist=True, limits=(1, MAX_CLIP_SKIP))  # A1111 numbering
     width = Property(128, int, persist=True, limits=(MIN_SIDE, MAX_SIDE))
     height = Property(128, int, persist=True, limits=(MIN_SIDE, MAX_SIDE))
     # jobs queued per Generate
@@ -110,6 +118,9 @@ class StudioState(QObject):
             steps=self.steps,
             cfg_scale=self.cfg_scale,
             seed=seed,
+            rng=self.rng,
+            ensd=self.ensd,
+            clip_skip=self.clip_skip,
             width=self.width,
             height=self.height,
             batch_size=self.batch_size,
@@ -136,6 +147,9 @@ class StudioState(QObject):
             "steps": request.steps,
             "cfg_scale": request.cfg_scale,
             "seed": request.seed,
+            "rng": request.rng,
+            "ensd": request.ensd,
+            "clip_skip": request.clip_skip,
             "width": request.width,
             "height": request.height,
         }

@@ -171,3 +171,18 @@ def test_check_persisted_names_each_refused_value(qtbot) -> None:
         {},
         ["the saved window state is list, not an object"],
     )
+
+
+def test_rng_ensd_and_clip_skip_travel_between_state_widgets_and_requests(qtbot, session):
+    from studio.ui.params_panel import ParamsPanel
+
+    panel = ParamsPanel(session)
+    qtbot.addWidget(panel)
+    panel.rng.setCurrentText("NV")
+    panel.ensd.setValue(31337)
+    panel.clip_skip.setValue(2)
+    request = session.state.request(seed=1)
+    assert (request.rng, request.ensd, request.clip_skip) == ("NV", 31337, 2)
+    applied = session.state.apply_request(request.with_(rng="GPU", ensd=0, clip_skip=1))
+    assert {"rng", "ensd", "clip_skip"} <= set(applied)
+    assert (panel.rng.currentText(), panel.ensd.value(), panel.clip_skip.value()) == ("GPU", 0, 1)
