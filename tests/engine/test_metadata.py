@@ -729,8 +729,8 @@ def test_reads_invokeai_metadata(tmp_path):
     assert (r.prompt, r.negative_prompt) == ("a lighthouse, stormy sea", "text")
     assert (r.width, r.height, r.seed, r.steps, r.cfg_scale) == (768, 512, 4242, 30, 7.5)
     assert (r.sampler, r.schedule.karras, r.schedule.cfg_rescale) == ("DPM++ 2M Karras", None, 0.5)
-    assert r.model == "juggernaut"
-    assert result.unmapped == {"rand_device": "cpu"}
+    assert (r.model, r.rng) == ("juggernaut", "CPU")
+    assert result.unmapped == {"model details": "base: sd-1, hash: blake3:ab, key: x1"}
 
 
 def test_recipe_wins_over_foreign_chunks(tmp_path):

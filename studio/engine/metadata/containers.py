@@ -17,11 +17,13 @@ from PIL import Image
 
 PNG_PARAMETERS_KEY = "parameters"
 PNG_RECIPE_KEY = "studio_recipe"
-# the text keys a reader reads (ours, A1111, ComfyUI, InvokeAI); other chunks are never inflated
+# the text keys a reader reads (ours, A1111, ComfyUI, InvokeAI 2-5, Fooocus, NovelAI); other
+# chunks are never inflated
 READ_KEYS = frozenset(
     {PNG_PARAMETERS_KEY, PNG_RECIPE_KEY, "prompt", "workflow", "invokeai_metadata"}
+    | {"sd-metadata", "Dream", "fooocus_scheme", "Comment", "Description", "Software", "Source"}
 )
-NOTICED_KEYS = frozenset({"sd-metadata", "Dream"})  # only their presence is reported
+NOTICED_KEYS: frozenset[str] = frozenset()  # keys whose presence alone is reported
 
 # formats Pillow may open to tell an image from garbage; never EPS & co. (they run Ghostscript)
 _SAFE_PIL_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")

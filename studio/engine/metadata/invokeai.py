@@ -31,7 +31,27 @@ _INVOKE_SCHEDULERS: dict[str, tuple[str, bool | None]] = {
     "lcm": ("LCM", None),
 }
 
+_RAND_DEVICES = {"cpu": "CPU", "cuda": "GPU"}
 _INVOKE_IGNORED = {"app_version", "generation_mode", "rand_device_note"}
+
+
+def _model_name(value: Any) -> str | None:
+    """A model named as a string (2.x/3.0) or an object: 3.x {"model_name", "base_model"},
+    4.x {"key", "hash", "name", "base", "type"}."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict):
+        for key in ("name", "model_name"):
+            if isinstance(value.get(key), str) and value[key]:
+                return value[key]
+    return None
+
+
+def _model_details(value: Any) -> str:
+    if not isinstance(value, dict):
+        return ""
+    keys = ("base", "base_model", "type", "model_type", "hash", "key")
+    return ", ".join(f"{k}: {value[k]}" for k in keys if isinstance(value.get(k), str))
 
 
 def _read_invokeai(text: str) -> ReadResult:
@@ -63,10 +83,16 @@ def _read_invokeai(text: str) -> ReadResult:
             req["sampler"], schedule["karras"] = _INVOKE_SCHEDULERS[value]
         elif key == "cfg_rescale_multiplier" and _accepts(value, float):
             schedule["cfg_rescale"] = float(value)
-        elif key == "model" and isinstance(value, dict) and isinstance(value.get("name"), str):
-            req["model"] = value["name"]
-        elif key == "model" and isinstance(value, str):
-            req["model"] = value
+        elif key == "model" and _model_name(value) is not None:
+            req["model"] = _model_name(value)
+            details = _model_details(value)
+            if details:
+                unmapped["model details"] = details
+        elif key == "rand_device" and value in _RAND_DEVICES:
+            req["rng"] = _RAND_DEVICES[value]  # torch.randn on that device, as ours
+        elif key == "vae" and _model_name(value) is not None:
+            unmapped["vae"] = _model_name(value) or ""
+            warnings.append(f"The VAE {_model_name(value)!r} is not applied here.")
         elif key in _INVOKE_IGNORED or value in (None, "", [], {}, False):
             continue
         else:
@@ -81,6 +107,9 @@ def _read_invokeai(text: str) -> ReadResult:
         unmapped["generation_mode"] = mode
     if mode == "txt2img":
         req.pop("strength", None)
+    substituted = [f for f in ("model", "width", "height") if f not in req]
+    if "model" in substituted:
+        warnings.append("The metadata names no model this reader understands; default used.")
     request = GenerationRequest(**req, schedule=ScheduleOptions(**schedule))
     return ReadResult(
         request=request,
@@ -89,4 +118,5 @@ def _read_invokeai(text: str) -> ReadResult:
         warnings=warnings,
         image_seed=request.seed,
         model_name=req.get("model"),
+        substituted=substituted,
     )
