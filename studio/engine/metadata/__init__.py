@@ -1,5 +1,7 @@
 """Generation settings inside image files: written as A1111 text plus our JSON recipe, read back
-from ours, A1111's, ComfyUI's and InvokeAI's metadata.
+from ours, A1111's (also hidden in the pixels), ComfyUI's, InvokeAI's (2.x to 5), Fooocus's and
+NovelAI's metadata. What cannot be used is listed in ReadResult.unmapped; a default standing in
+for a value the image names is listed in ReadResult.substituted.
 
 Where things go:
 - PNG: a `parameters` text chunk (A1111's infotext, tEXt or iTXt) and a `studio_recipe` tEXt
@@ -19,10 +21,13 @@ image at all raises ValueError.
 Modules, one job each:
 - result: ImageMeta, ReadResult, SOURCES.
 - infotext: A1111 text written from a request, and split back with A1111's quoting.
-- a1111: a request from A1111 text. sampler_names: our sampler names <-> other tools'.
+- a1111: a request from A1111 text. sampler_names: our sampler names <-> A1111's, with its
+  per-sampler "Automatic" schedules. comfyui_names: ComfyUI's sampler x scheduler -> ours.
 - recipe: our JSON recipe, written and read back type-checked.
 - containers: text chunks and EXIF out of PNG/JPEG/WebP. exif: the EXIF block, built and parsed.
-- writer: write_image. reader: read_settings. comfyui, invokeai: those tools' metadata.
+- writer: write_image. reader: read_settings. comfyui, invokeai, invokeai_legacy, fooocus,
+  novelai: those tools' metadata (foreign: what their readers share). stealth: text in the
+  pixels' least-significant bits.
 """
 
 from __future__ import annotations
