@@ -122,6 +122,7 @@ def test_every_comfyui_sampler_and_scheduler_is_mapped_or_reported(sampler_name,
     if "sampler_name" in result.unmapped:
         assert result.unmapped["sampler_name"].startswith(sampler_name)
         assert "sampler" in result.substituted
+        assert result.unmapped["scheduler"].startswith(scheduler)  # kept with it
 
 
 def md_png_image(prompt: str) -> Image.Image:

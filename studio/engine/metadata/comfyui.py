@@ -234,6 +234,8 @@ def _read_comfyui(prompt_text: str | None, workflow_text: str | None) -> ReadRes
     resolved, why = comfy_sampler(name, scheduler) if isinstance(name, str) else (None, None)
     if resolved is None:
         c.unmapped["sampler_name"] = describe_unavailable(str(name))
+        if why is None and scheduler is not None:
+            c.unmapped["scheduler"] = str(scheduler)  # goes with the sampler we cannot run
         c.warnings.append(f"ComfyUI sampler {name!r} is not available; the default is used.")
         substituted.append("sampler")
     else:

@@ -57,6 +57,8 @@ class Fields:
         resolved, why = comfy_sampler(name, scheduler if isinstance(scheduler, str) else None)
         if resolved is None:
             self.unmapped[key] = describe_unavailable(name)
+            if why is None and isinstance(scheduler, str):
+                self.unmapped["scheduler"] = scheduler  # goes with the sampler we cannot run
             self.warnings.append(f"Sampler {name!r} is not available here.")
         else:
             self.req["sampler"], self.schedule["karras"] = resolved
