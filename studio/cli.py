@@ -258,6 +258,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"size:            {r.width}x{r.height}")
     if r.mode != "txt2img":
         print(f"strength:        {r.strength:g}")
+    print(f"clip skip, RNG:  {r.clip_skip}, {r.rng}" + (f", ENSD {r.ensd}" if r.ensd else ""))
+    for name in found.substituted:
+        print(f"not from image:  {name} (the image's value cannot be used here)")
     for key, value in found.unmapped.items():
         print(f"not mapped:      {key}: {value}")
     for warning in found.warnings:

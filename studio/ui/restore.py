@@ -51,8 +51,10 @@ def apply_read_result(
         missing += [
             f"control image {i + 1}" for i, c in enumerate(request.controls) if c.image is None
         ]
-    if "sampler" not in applied and "sampler" not in found.unmapped:
+    if "sampler" not in applied and "sampler" not in found.substituted:
         missing.append(f"sampler ({request.sampler})")
+    # fields that hold our default because the image's own value could not be used
+    missing += [f"{name} (kept as {getattr(request, name)!s})" for name in found.substituted]
     labels = ", ".join(_LABELS.get(n, n) for n in applied)
     text = f"Restored from {path.name} ({found.source}): {labels}."
     model = found.model_name or request.model

@@ -186,3 +186,23 @@ def test_rng_ensd_and_clip_skip_travel_between_state_widgets_and_requests(qtbot,
     applied = session.state.apply_request(request.with_(rng="GPU", ensd=0, clip_skip=1))
     assert {"rng", "ensd", "clip_skip"} <= set(applied)
     assert (panel.rng.currentText(), panel.ensd.value(), panel.clip_skip.value()) == ("GPU", 0, 1)
+
+
+def test_restore_names_values_the_image_had_but_we_could_not_use(session):
+    from pathlib import Path
+
+    from studio.engine.metadata import ReadResult
+    from studio.engine.request import GenerationRequest
+    from studio.ui.restore import apply_read_result
+
+    found = ReadResult(
+        request=GenerationRequest(prompt="a red circle", steps=12),
+        source="comfyui",
+        unmapped={"sampler_name": "dpm_fast (normal)"},
+        substituted=["sampler"],
+    )
+    outcome = apply_read_result(Path("x.png"), found, session.state, session.controls, ("demo",))
+    assert outcome.ok and session.state.steps == 12
+    assert "sampler (kept as DPM++ 2M Karras)" in outcome.text
+    assert "sampler_name (dpm_fast (normal))" in outcome.text
+    assert outcome.text.count("sampler (") == 1
