@@ -9,6 +9,7 @@ import math
 from typing import TYPE_CHECKING
 
 from studio.engine.request import (
+    FOLDER_FIELDS,
     MAX_CLIP_SKIP,
     MODES,
     PREDICTION_TYPES,
@@ -96,6 +97,25 @@ def check_request(request: GenerationRequest, info: ModelInfo | None = None) -> 
             raise ValueError(f"ControlNet {i}: need 0 <= start < end <= 1.")
         if c.enabled and c.image is None:
             raise ValueError(f"ControlNet {i}: no control image.")
+    check_addons(r)
+
+
+def check_addons(request: GenerationRequest) -> None:
+    """The add-on folders, every `<lora:...>` tag (found, and a LoRA type we load) and the VAE."""
+    from studio.engine.addons.lora import find_lora, inspect_lora
+    from studio.engine.addons.tags import lora_tags
+    from studio.engine.addons.vae import find_vae
+
+    for name in FOLDER_FIELDS:
+        folders = getattr(request, name)
+        if not isinstance(folders, tuple) or not all(isinstance(f, str) for f in folders):
+            raise ValueError(f"{name} must be a list of folder paths.")
+    if not isinstance(request.vae, str):
+        raise ValueError("The VAE must be a file or folder path, or a name.")
+    for tag in lora_tags(request.prompt, request.negative_prompt):
+        inspect_lora(find_lora(tag.name, request.lora_dirs), tag.name)
+    if request.vae:
+        find_vae(request.vae, request.vae_dirs)
 
 
 def _check_text(name: str, text: object) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from studio.engine.addons.job import addons_applied
 from studio.engine.checks import check_request
 from studio.engine.control import preprocess_control
 from studio.engine.masks import Box, crop_to_bounds, mask_bounds, paste_back, prepare_mask
@@ -84,18 +85,19 @@ def generate(
     generators = noise.torch_generators()
     per_image_brownian_trees(pipe.scheduler, seeds)
 
-    # 5. Denoise
+    # 5. Denoise, with the request's LoRAs, embeddings and VAE (studio.engine.addons)
     try:
-        with torch.inference_mode():
+        with addons_applied(pipe, request) as addons, torch.inference_mode():
             # A1111's prompt language: weights, chunks, editing, AND (studio.engine.prompts)
             prompts = RequestPrompts(
                 pipe,
-                request.prompt,
-                request.negative_prompt,
+                addons.prompt,
+                addons.negative_prompt,
                 request.steps,
                 request.batch_size,
                 info.family,
                 request.clip_skip,
+                addons.embeddings,
             )
             with prompts.applied(), noise.patched(pipe):
                 output = pipe(

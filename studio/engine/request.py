@@ -26,6 +26,7 @@ PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 DEMO_MODEL_REF = "demo"
 
 REQUEST_SCHEMA = 1
+FOLDER_FIELDS = ("lora_dirs", "embedding_dirs", "vae_dirs")  # tuples of paths; lists in JSON
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,12 @@ class GenerationRequest:
     inpaint_only_masked: bool = False
     inpaint_padding: int = 32  # pixels of context around the mask when only-masked
     controls: tuple[ControlSpec, ...] = ()
+    # add-ons (studio.engine.addons): LoRAs are named by `<lora:name:weight>` tags in the prompt
+    # and embeddings by their file name; both are looked up in these folders
+    lora_dirs: tuple[str, ...] = ()
+    embedding_dirs: tuple[str, ...] = ()
+    vae: str = ""  # "": the model's own VAE; else a file or folder path, or a name in vae_dirs
+    vae_dirs: tuple[str, ...] = ()
 
     def with_(self, **changes: Any) -> GenerationRequest:
         return replace(self, **changes)
@@ -105,6 +112,8 @@ class GenerationRequest:
                 out[f.name] = [_control_to_dict(c, embed_images) for c in value]
             elif isinstance(value, Image.Image) or f.name in ("init_image", "mask"):
                 out[f.name] = encode_image(value, embed_images)
+            elif f.name in FOLDER_FIELDS:
+                out[f.name] = list(value)
             else:
                 out[f.name] = value
         return out
@@ -126,6 +135,8 @@ class GenerationRequest:
                 kwargs[key] = tuple(_control_from_dict(c) for c in value)
             elif key in ("init_image", "mask"):
                 kwargs[key] = decode_image(value)
+            elif key in FOLDER_FIELDS:
+                kwargs[key] = tuple(value)
             else:
                 kwargs[key] = value
         return cls(**kwargs)

@@ -10,18 +10,27 @@ in two. `BREAK` ends a chunk early. Tokenizer-only: no torch here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio.engine.prompts.attention import parse_attention
 
+if TYPE_CHECKING:
+    from studio.engine.addons.embeddings import EmbeddingVocab
+
 CHUNK_LENGTH = 75
 COMMA_BACKTRACK = 20  # A1111's `comma_padding_backtrack` default
+
+
+# A1111 puts id 0 where an embedding's vectors go; the encoder overwrites their embeddings
+EMBEDDING_PLACEHOLDER = 0
 
 
 @dataclass
 class Chunk:
     tokens: list[int] = field(default_factory=list)  # 77 ids once closed
     multipliers: list[float] = field(default_factory=list)
+    # (offset in `tokens`, vectors [n, width]) of each embedding; offsets count the start token
+    fixes: list[tuple[int, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -39,8 +48,12 @@ def comma_token(tokenizer: Any) -> int | None:
 
 
 def tokenize_prompt(
-    text: str, tokenizer: Any, comma_backtrack: int = COMMA_BACKTRACK
+    text: str,
+    tokenizer: Any,
+    comma_backtrack: int = COMMA_BACKTRACK,
+    embeddings: EmbeddingVocab | None = None,
 ) -> TokenizedPrompt:
+    """`embeddings`: textual inversions whose names in the text become their vectors."""
     spans = parse_attention(text)
     ids = tokenizer(
         [span.text for span in spans], truncation=False, add_special_tokens=False, verbose=False
@@ -50,8 +63,16 @@ def tokenize_prompt(
         if span.is_break:
             builder.close()
             continue
-        for token in span_ids:
-            builder.add(token, span.weight)
+        position = 0
+        while position < len(span_ids):
+            found = embeddings.match(span_ids, position) if embeddings else None
+            if found is not None:
+                name_length, vectors = found
+                builder.add_embedding(vectors, span.weight)
+                position += name_length
+                continue
+            builder.add(span_ids[position], span.weight)
+            position += 1
     return builder.finish()
 
 
@@ -79,16 +100,28 @@ class _ChunkBuilder:
             and self.last_comma != -1
             and len(chunk.tokens) - self.last_comma <= self.backtrack
         ):
-            # the words after the last comma move to the next chunk
+            # the words after the last comma move to the next chunk (embeddings among them too)
             cut = self.last_comma + 1
             moved_tokens, moved_weights = chunk.tokens[cut:], chunk.multipliers[cut:]
+            moved_fixes = [(o - cut, v) for o, v in chunk.fixes if o >= cut]
+            chunk.fixes = [(o, v) for o, v in chunk.fixes if o < cut]
             del chunk.tokens[cut:], chunk.multipliers[cut:]
             self.close()
             self.chunk.tokens, self.chunk.multipliers = moved_tokens, moved_weights
+            self.chunk.fixes = moved_fixes
         if len(self.chunk.tokens) == CHUNK_LENGTH:
             self.close()
         self.chunk.tokens.append(token)
         self.chunk.multipliers.append(weight)
+
+    def add_embedding(self, vectors: Any, weight: float) -> None:
+        """One placeholder per vector; an embedding that does not fit starts the next chunk."""
+        count = int(vectors.shape[0])
+        if len(self.chunk.tokens) + count > CHUNK_LENGTH:
+            self.close()
+        self.chunk.fixes.append((len(self.chunk.tokens), vectors))
+        self.chunk.tokens += [EMBEDDING_PLACEHOLDER] * count
+        self.chunk.multipliers += [weight] * count
 
     def close(self, is_last: bool = False) -> None:
         chunk = self.chunk
@@ -96,6 +129,7 @@ class _ChunkBuilder:
         padding = CHUNK_LENGTH - len(chunk.tokens)
         chunk.tokens = [self.start, *chunk.tokens, self.end] + [self.pad] * padding
         chunk.multipliers = [1.0, *chunk.multipliers, 1.0] + [1.0] * padding
+        chunk.fixes = [(offset + 1, vectors) for offset, vectors in chunk.fixes]
         self.chunks.append(chunk)
         self.chunk = Chunk()
         self.last_comma = -1

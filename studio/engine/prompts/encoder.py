@@ -8,11 +8,13 @@ the embeddings are bit-identical to diffusers' own `encode_prompt`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from studio.engine.addons.embeddings import Embedding, EmbeddingVocab, embedding_vocab
 from studio.engine.prompts.chunks import Chunk, tokenize_prompt
 
 
@@ -26,7 +28,9 @@ class Encoded:
 class PromptEncoder:
     """Encodes prompts with a pipeline's text encoder(s): one for SD 1.x/2.x, two for SDXL."""
 
-    def __init__(self, pipe: Any, family: str, clip_skip: int = 1):
+    def __init__(
+        self, pipe: Any, family: str, clip_skip: int = 1, embeddings: Sequence[Embedding] = ()
+    ):
         pairs = [
             (getattr(pipe, "tokenizer", None), getattr(pipe, "text_encoder", None)),
             (getattr(pipe, "tokenizer_2", None), getattr(pipe, "text_encoder_2", None)),
@@ -37,6 +41,11 @@ class PromptEncoder:
         self.sdxl = family == "sdxl" or getattr(pipe, "text_encoder_2", None) is not None
         # A1111 applies clip skip to SD 1.x only: SD 2.x ignores it and SDXL unless asked
         self.clip_skip = clip_skip if family in ("sd1", "small") else 1
+        # each encoder reads the embeddings' vectors of its own width (SDXL: clip_l, clip_g)
+        self.vocabs: list[EmbeddingVocab | None] = [
+            embedding_vocab(embeddings, tok, _token_width(enc)) if embeddings else None
+            for tok, enc in self.encoders
+        ]
         self._cache: dict[str, Encoded] = {}
 
     def encode(self, text: str) -> Encoded:
@@ -54,8 +63,8 @@ class PromptEncoder:
         per_encoder: list[torch.Tensor] = []
         pooled = None
         token_count = 0
-        for tokenizer, text_encoder in self.encoders:
-            tokenized = tokenize_prompt(text, tokenizer)
+        for (tokenizer, text_encoder), vocab in zip(self.encoders, self.vocabs, strict=True):
+            tokenized = tokenize_prompt(text, tokenizer, embeddings=vocab)
             token_count = max(token_count, tokenized.token_count)
             chunks = []
             for i, chunk in enumerate(tokenized.chunks):
@@ -72,6 +81,25 @@ class PromptEncoder:
     def _encode_chunk(
         self, chunk: Chunk, text_encoder: Any
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not chunk.fixes:
+            return self._run_encoder(chunk, text_encoder)
+
+        # textual inversion: the embeddings' vectors replace their placeholders' token vectors
+        def put_vectors(module: Any, args: Any, output: torch.Tensor) -> torch.Tensor:
+            output = output.clone()
+            for offset, vectors in chunk.fixes:
+                output[:, offset : offset + vectors.shape[0]] = vectors.to(output)
+            return output
+
+        hook = text_encoder.get_input_embeddings().register_forward_hook(put_vectors)
+        try:
+            return self._run_encoder(chunk, text_encoder)
+        finally:
+            hook.remove()
+
+    def _run_encoder(
+        self, chunk: Chunk, text_encoder: Any
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         ids = torch.tensor([chunk.tokens], dtype=torch.long, device=text_encoder.device)
         if self.sdxl:
             # SDXL reads both encoders' penultimate layer without the final LayerNorm
@@ -86,6 +114,10 @@ class PromptEncoder:
             text_model = getattr(text_encoder, "text_model", text_encoder)
             return text_model.final_layer_norm(hidden), None
         return text_encoder(ids)[0], None
+
+
+def _token_width(text_encoder: Any) -> int:
+    return int(text_encoder.get_input_embeddings().weight.shape[-1])
 
 
 def _emphasise(z: torch.Tensor, multipliers: list[float]) -> torch.Tensor:

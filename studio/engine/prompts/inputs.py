@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from studio.engine.addons.embeddings import Embedding
 from studio.engine.prompts.conditioning import ConditionedUNet, PromptConditioning
 from studio.engine.prompts.encoder import PromptEncoder
 
@@ -24,8 +25,9 @@ class RequestPrompts:
         batch_size: int,
         family: str,
         clip_skip: int = 1,
+        embeddings: Sequence[Embedding] = (),
     ):
-        encoder = PromptEncoder(pipe, family, clip_skip)
+        encoder = PromptEncoder(pipe, family, clip_skip, embeddings)
         # A1111 counts a second-order sampler's two model calls per step as two steps
         schedule_steps = steps * max(1, int(getattr(pipe.scheduler, "order", 1)))
         self.conditioning = PromptConditioning(
