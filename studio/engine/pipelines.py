@@ -2,6 +2,9 @@
 
 txt2img, img2img, inpaint (and their ControlNet variants) are built with `from_pipe`, which
 reuses the loaded modules: switching mode or sampler never reloads or copies weights.
+Precision comes from the device (studio.engine.precision) and placement from the memory plan
+(studio.engine.memory); offload hooks belong to one pipeline object, so the plan is applied again
+whenever another pipeline of the same weights is handed out.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ from diffusers import (
 from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as transformers_logging
 
+from studio.engine.memory import (
+    MemoryPlan,
+    apply_plan,
+    check_policy,
+    choose_plan,
+    free_device_memory,
+    module_sizes,
+    weights_device,
+)
 from studio.engine.models import (
     ControlNetInfo,
     ModelInfo,
@@ -35,6 +47,14 @@ from studio.engine.models import (
     inspect_diffusers_folder,
     resolve_controlnet,
     resolve_model,
+)
+from studio.engine.precision import (
+    Precision,
+    choose_precision,
+    device_facts,
+    install_vae_guard,
+    vae_dtype_for,
+    vae_force_upcast,
 )
 from studio.engine.preview import LatentPreviewer, VaePreviewer, previewer_for
 from studio.engine.request import GenerationRequest
@@ -64,11 +84,11 @@ _build_transformers_conversion_table()
 
 def pick_device() -> tuple[str, torch.dtype]:
     if torch.cuda.is_available():
-        return "cuda", torch.float16
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps", torch.float16
-    return "cpu", torch.float32  # half precision is slow or unsupported on CPUs
+        device = "cuda"
+    else:
+        mps = getattr(torch.backends, "mps", None)
+        device = "mps" if mps is not None and mps.is_available() else "cpu"
+    return device, choose_precision(device_facts(device)).dtype
 
 
 class PipelineCache:
@@ -77,12 +97,19 @@ class PipelineCache:
         device: str | None = None,
         dtype: torch.dtype | None = None,
         allow_downloads: bool = False,
+        memory_policy: str = "auto",
+        vae_tiling: bool = False,
     ):
         # hub models not yet in the Hugging Face cache are fetched only when the user allows it
         self.allow_downloads = allow_downloads
         auto_device, auto_dtype = pick_device()
         self.device = device or auto_device
         self.dtype = dtype or (auto_dtype if device is None else _dtype_for(self.device))
+        self.memory_policy = check_policy(memory_policy)
+        self.vae_tiling = vae_tiling
+        self.precision = Precision(self.dtype, self.dtype)  # the VAE's is chosen per model
+        self.memory = MemoryPlan()
+        self._placed: Any = None  # the pipeline whose offload hooks are in place
         self.info: ModelInfo | None = None
         self.previewer: LatentPreviewer | VaePreviewer | None = None
         self._base: Any = None  # the txt2img (or inpaint, for 9-channel models) pipeline as loaded
@@ -93,6 +120,8 @@ class PipelineCache:
     # ---- loading ---------------------------------------------------------------------
     def load(self, ref: str, on_status: Callable[[str], None] | None = None) -> ModelInfo:
         """Load `ref` unless it is already loaded; raise ValueError with a clear message."""
+        if self._base is not None and self.info is not None and ref == self.info.ref:
+            return self.info  # also a pipeline given with adopt(), which no path resolves to
         info = resolve_model(ref)
         if self.info is not None and self.info.ref == info.ref and self._base is not None:
             return self.info
@@ -107,15 +136,83 @@ class PipelineCache:
                 base, info = _load_base(info, self.dtype)
         except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
             raise ValueError(f"Could not load model {info.name!r}: {_first_line(e)}") from e
-        base.to(self.device)
+        self.adopt(base, info)
+        if on_status:
+            on_status(f"{info.name} ready on {self.device} ({self.describe()})")
+        return info
+
+    def adopt(self, base: Any, info: ModelInfo) -> None:
+        """Take `base` (a txt2img or inpaint pipeline, loaded or built) as the model `info` names.
+
+        Its VAE gets its precision and NaN guard, and the memory plan places its weights.
+        """
+        if self._base is not None and self._base is not base:
+            self.unload()
+        upcast = vae_force_upcast(info.family, base.vae.config)
+        self.precision = Precision(self.dtype, vae_dtype_for(self.dtype, upcast))
+        if base.vae.dtype != self.precision.vae_dtype:
+            base.vae.to(self.precision.vae_dtype)
+        install_vae_guard(base.vae)
         base.set_progress_bar_config(disable=True)
         self._base = base
         self._scheduler_config = dict(base.scheduler.config)
         self.info = info
         self.previewer = previewer_for(info.family, base.vae)
-        if on_status:
-            on_status(f"{info.name} ready on {self.device}")
-        return info
+        self._plan_memory()
+
+    def describe(self) -> str:
+        """Precision and placement, for the status line ("float16, VAE float32; model CPU offload")."""
+        return f"{self.precision.label}; {self.memory.label}"
+
+    # ---- memory ----------------------------------------------------------------------
+    def set_memory(self, policy: str, vae_tiling: bool = False) -> None:
+        """Change the memory policy; a loaded model is placed again at once."""
+        check_policy(policy)
+        if (policy, vae_tiling) == (self.memory_policy, self.vae_tiling):
+            return
+        self.memory_policy, self.vae_tiling = policy, vae_tiling
+        if self._base is not None:
+            self._plan_memory()
+
+    def _plan_memory(self) -> None:
+        base = self._base
+        total, largest = module_sizes(base)
+        if self._placed is not None:
+            # weights held by offload hooks come back before another placement
+            self._placed.remove_all_hooks()
+        self.memory = choose_plan(
+            self.memory_policy,
+            self.device.split(":")[0],
+            self._free_memory() if self.memory_policy == "auto" else None,
+            total,
+            largest,
+            self.vae_tiling,
+        )
+        self._placed = None
+        self._place(base)
+        for controlnet in self._controlnets.values():
+            controlnet.to(weights_device(self.memory, self.device))
+        log.info("%s: %s", self.info.name if self.info else "model", self.describe())
+
+    def _free_memory(self) -> int | None:
+        """Free device memory as if this model's weights were not on the device."""
+        free = free_device_memory(self.device)
+        if free is None or self.device == "cpu":
+            return free
+        on_device = sum(
+            p.numel() * p.element_size()
+            for module in self._base.components.values()
+            if isinstance(module, torch.nn.Module)
+            for p in module.parameters()
+            if p.device.type not in ("cpu", "meta")
+        )
+        return free + on_device
+
+    def _place(self, pipe: Any) -> None:
+        if pipe is self._placed:
+            return
+        apply_plan(pipe, self.memory, self.device)
+        self._placed = pipe
 
     def _download(self, info: ModelInfo, on_status: Callable[[str], None] | None) -> ModelInfo:
         if not self.allow_downloads:
@@ -152,10 +249,13 @@ class PipelineCache:
                     replace(control, cross_attention_dim=model.config.cross_attention_dim),
                     self.info,
                 )
-            self._controlnets[control.ref] = model.to(self.device)
+            self._controlnets[control.ref] = model.to(weights_device(self.memory, self.device))
         return self._controlnets[control.ref]
 
     def unload(self) -> None:
+        if self._placed is not None:
+            self._placed.remove_all_hooks()  # accelerate's hooks hold the offloaded weights
+        self._placed = None
         self._base = None
         self._pipes.clear()
         self._controlnets.clear()
@@ -182,7 +282,11 @@ class PipelineCache:
         key = (mode, tuple(id(c) for c in controlnets or ()))
         if key not in self._pipes:
             self._pipes[key] = self._from_pipe(mode, controlnets)
-        return self._pipes[key]
+        pipe = self._pipes[key]
+        # model offload moves one module at a time, run by run, through this pipeline's hooks
+        if self.memory.offload != "none":
+            self._place(pipe)
+        return pipe
 
     def _from_pipe(self, mode: str, controlnets: list[Any] | None) -> Any:
         auto = {
@@ -195,6 +299,8 @@ class PipelineCache:
             extra["controlnet"] = controlnets[0] if len(controlnets) == 1 else controlnets
         pipe = auto.from_pipe(self._base, **extra)
         pipe.set_progress_bar_config(disable=True)
+        if self.memory.attention_slicing:
+            pipe.enable_attention_slicing()
         return pipe
 
 
@@ -248,7 +354,7 @@ def _load_controlnet(control: ControlNetInfo, dtype: torch.dtype) -> Any:
 
 
 def _dtype_for(device: str) -> torch.dtype:
-    return torch.float32 if device == "cpu" else torch.float16
+    return choose_precision(device_facts(device)).dtype
 
 
 def _first_line(error: BaseException) -> str:
