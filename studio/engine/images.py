@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import stat
 import warnings
 from pathlib import Path
 from typing import IO, Literal
@@ -22,6 +24,10 @@ MAX_PIXELS = 8192 * 8192
 MAX_SIDE = 16384
 
 _FORMAT_NAMES = "PNG, JPEG, WebP, BMP, TIFF or GIF"
+# the first bytes of the formats above: a file that starts so but does not open is cut or broken
+_SIGNATURES = re.compile(
+    rb"\x89PNG\r\n\x1a\n|\xff\xd8\xff|GIF8[79]a|RIFF....WEBP|BM|II\*\x00|MM\x00\*", re.S
+)
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
@@ -37,6 +43,11 @@ def open_image(path: str | os.PathLike[str], mode: Literal["RGB", "L"] = "RGB") 
     """The image in `path` as 8-bit `mode`; any problem is a ValueError with a one-line message."""
     path = Path(path)
     try:
+        kind = path.stat().st_mode
+        if stat.S_ISDIR(kind):
+            raise IsADirectoryError
+        if not stat.S_ISREG(kind):  # opening a named pipe would wait for a writer forever
+            raise ValueError(f"{path.name} is a pipe or device, not an image file.")
         f = path.open("rb")  # our own file object: Pillow gets no file name to guess from
     except FileNotFoundError:
         raise ValueError(f"No such file: {path}") from None
@@ -68,6 +79,9 @@ def _decode(fp: IO[bytes], name: str, mode: str) -> Image.Image:
     except Image.DecompressionBombError as e:  # over twice Pillow's limit: no size to show
         raise ValueError(f"{name} is too large to open ({e}); {_limit_text()}.") from None
     except UnidentifiedImageError:
+        fp.seek(0)
+        if _SIGNATURES.match(fp.read(12)):  # a known format whose header is cut or broken
+            raise ValueError(f"{name} is truncated or corrupt: its header is incomplete.") from None
         raise ValueError(
             f"{name} is not an image in a format the app opens ({_FORMAT_NAMES})."
         ) from None

@@ -15,6 +15,7 @@ finished image is never lost; `is_unsaved` tells such a file apart.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -79,12 +80,25 @@ def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
     except FileExistsError:
         raise
     except (OSError, NotImplementedError):
-        # filesystems without hard links (FAT, some network shares): check, then rename
-        if os.path.lexists(path):
-            raise FileExistsError(path) from None
-        os.replace(tmp, path)
+        _publish_without_links(tmp, path)
         return
     os.unlink(tmp)
+
+
+def _publish_without_links(tmp: Path, path: Path) -> None:
+    """Filesystems without hard links (FAT, some network shares): a lock file made with O_EXCL
+    reserves the name, so two writers cannot both find it free and the later replace the other."""
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        raise FileExistsError(path) from None  # another writer is publishing this name
+    try:
+        if os.path.lexists(path):
+            raise FileExistsError(path)
+        os.replace(tmp, path)
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def atomic_save(
@@ -99,16 +113,19 @@ def atomic_save(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    # O_EXCL: never follow or reuse someone else's file; 0o666 lets the umask decide
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    fd = None
     try:
+        # O_EXCL: never follow or reuse someone else's file; 0o666 lets the umask decide.
+        # Inside the try: a Ctrl+C arriving as the file is made must still remove it.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
         _publish(tmp, path, overwrite)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        if not (isinstance(e, FileExistsError) and fd is None):  # else: someone else's file
+            tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
     return path
@@ -146,25 +163,20 @@ def check_destination(folder: str | os.PathLike[str], format: str = "png") -> Pa
     if not folder.is_dir():
         raise ValueError(_not_a_folder(folder))
     probe = folder / f".studio-check-{secrets.token_hex(4)}.tmp"
-    created = False
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0))
-        created = True
         try:
             os.write(fd, b"\0")
         finally:
             os.close(fd)
-        os.unlink(probe)
     except OSError as e:
-        if created:
-            try:
-                os.unlink(probe)
-            except OSError:
-                pass
         raise ValueError(
             f"Images cannot be written into the output folder {folder} ({_reason(e)}); "
             "choose another folder."
         ) from None
+    finally:  # also after a Ctrl+C: the probe never stays behind
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
     return folder
 
 

@@ -162,12 +162,6 @@ def test_writers_racing_for_one_exact_name_leave_the_winners_file(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["image.png"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="output._publish without hard links (FAT, some network shares) checks that the name "
-    "is free, then os.replace()s: two writers that both pass the check before either renames "
-    "make the later replace the earlier's image",
-)
 def test_without_hard_links_two_writers_never_clobber_each_other(tmp_path, monkeypatch):
     target = tmp_path / "out" / "image.png"
     both_checked = threading.Barrier(2)

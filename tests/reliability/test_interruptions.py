@@ -189,12 +189,6 @@ def test_ctrl_c_while_saving_exits_130_and_leaves_only_complete_images(tmp_path)
     check_folder(tmp_path / "out", run.printed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="atomic_save creates its temporary file with os.open before its try block: Ctrl+C "
-    "handled as os.open returns (CPython runs signal handlers right after a call) leaves the "
-    "hidden .tmp file behind (and its descriptor open)",
-)
 def test_ctrl_c_just_as_the_temporary_file_is_created_leaves_no_temporary_file(
     tmp_path, monkeypatch
 ):
