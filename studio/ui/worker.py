@@ -187,9 +187,13 @@ class GenerationWorker(QObject):
                 return
         try:
             from studio.engine.generate import generate
+            from studio.engine.memory import call_freeing_memory
 
             self._send_schedule(job)
-            result = generate(
+            # out of memory: what the failed job held is freed and the message says what to try;
+            # the model stays loaded for the next job
+            result = call_freeing_memory(
+                generate,
                 job.request,
                 self._cache,
                 on_step=lambda update: self._say(WorkerEvent.step, job=job, update=update),
