@@ -48,6 +48,9 @@ class Settings:
     output_dir: str = ""  # empty: the platform's pictures folder (paths.default_output_dir)
     image_format: str = "png"
     allow_downloads: bool = False  # fetch hub models not yet in the Hugging Face cache
+    # where model weights live on a GPU (studio.engine.memory.POLICIES); "auto" from free VRAM
+    memory_policy: str = "auto"
+    vae_tiling: bool = False  # always decode in tiles (offloading turns it on by itself)
     known_models: list[str] = field(default_factory=list)
     model_folders: list[str] = field(default_factory=list)
     window_geometry: str = ""  # base64 of QWidget.saveGeometry()
@@ -143,6 +146,12 @@ def _check_field(name: str, value: Any, default: Any) -> str:
         return ""
     if name == "output_dir":
         return _path_problem(value)
+    if name == "memory_policy":
+        from studio.engine.memory import POLICIES  # imports no torch
+
+        if value not in POLICIES:
+            return f"memory_policy {_short(value)} is not one of {', '.join(POLICIES)}"
+        return ""
     if len(value) > MAX_LAYOUT_CHARS:
         return f"{name} is too long ({len(value):,} characters)"
     return ""

@@ -1,4 +1,4 @@
-"""The settings dialog: output folder, image format, live previews, model folders."""
+"""The settings dialog: output folder, image format, live previews, model folders, memory."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine.memory import POLICIES, POLICY_LABELS
 from studio.settings import Settings
 from studio.ui.state import PREVIEW_SOURCES as SOURCE_VALUES
 from studio.ui.state import StudioState
@@ -90,6 +91,23 @@ class SettingsDialog(QDialog):
         )
         form.addRow("Network", self.allow_downloads)
 
+        self.memory_policy = QComboBox()
+        for value in POLICIES:
+            self.memory_policy.addItem(POLICY_LABELS[value], value)
+        self.memory_policy.setCurrentIndex(
+            max(0, self.memory_policy.findData(settings.memory_policy))
+        )
+        self.memory_policy.setToolTip(
+            "Where the model's weights live on a GPU. Automatic keeps the whole model on the GPU "
+            "when it fits, else offloads it to the CPU model by model, or layer by layer"
+        )
+        self.vae_tiling = QCheckBox("VAE tiling (large images on small GPUs)")
+        self.vae_tiling.setChecked(settings.vae_tiling)
+        memory = QVBoxLayout()
+        memory.addWidget(self.memory_policy)
+        memory.addWidget(self.vae_tiling)
+        form.addRow("Memory", memory)
+
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -103,6 +121,8 @@ class SettingsDialog(QDialog):
         """Output folder, format and model folders go to the settings, previews to the state."""
         settings.image_format = self.image_format.currentText()
         settings.allow_downloads = self.allow_downloads.isChecked()
+        settings.memory_policy = self.memory_policy.currentData()
+        settings.vae_tiling = self.vae_tiling.isChecked()
         state.preview_every = self.preview_every.value()
         state.preview_source = self.preview_source.currentData()
         settings.model_folders = [
