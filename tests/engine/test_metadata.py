@@ -14,6 +14,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from studio.engine import metadata as md
+from studio.engine.addons.refs import AddonRef
 from studio.engine.request import ControlSpec, GenerationRequest, ScheduleOptions, image_sha256
 
 SAMPLERS = (
@@ -500,10 +501,12 @@ def test_reads_modern_a1111_text_with_hires_fix():
         "Hires upscale": "2",
         "Hires steps": "10",
         "Hires upscaler": "Latent",
-        "Lora hashes": "add_detail: 7c6bad76eb54",
-        "TI hashes": "easynegative: c74b4e810b03",
         "Version": "v1.9.4",
     }
+    assert result.addons == [
+        AddonRef("lora", "add_detail", "7c6bad76eb54"),
+        AddonRef("embedding", "easynegative", "c74b4e810b03"),
+    ]
     assert any("Hires" in w for w in result.warnings)
     assert result.model_hash == "6ce0161689"
 
@@ -642,12 +645,14 @@ def comfy_png(tmp_path: Path, **chunks: str) -> Path:
 def check_comfy_castle(result: md.ReadResult) -> None:
     r = result.request
     assert result.source == "comfyui"
-    assert (r.prompt, r.negative_prompt) == ("a castle, at dusk", "fog")
+    # the LoraLoader becomes the tag A1111 would have written
+    assert (r.prompt, r.negative_prompt) == ("a castle, at dusk <lora:detail:0.7>", "fog")
     assert (r.seed, r.steps, r.cfg_scale) == (156680208700286, 25, 6.0)
     assert (r.sampler, r.schedule.karras) == ("DPM++ 2M Karras", None)
     assert (r.width, r.height, r.batch_size) == (640, 448, 2)
     assert (r.mode, r.model) == ("txt2img", "dreamshaper_8.safetensors")
-    assert result.unmapped == {"LoRA detail.safetensors": "0.7"}
+    assert result.unmapped == {}
+    assert result.addons == [AddonRef("lora", "detail")]
 
 
 def test_reads_a_comfyui_prompt_graph(tmp_path):
@@ -701,7 +706,7 @@ def test_comfyui_sampler_we_lack_is_reported(tmp_path):
     assert result.unmapped["sampler_name"].startswith("dpmpp_3m_sde ")
     assert result.unmapped["scheduler"].startswith("exponential ")
     assert "sampler" in result.substituted
-    assert result.request.prompt == "a castle, at dusk"
+    assert result.request.prompt == "a castle, at dusk <lora:detail:0.7>"
 
 
 INVOKE = {

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from studio.engine.addons.refs import AddonRef
 from studio.engine.metadata.infotext import _unquote, find_params, split_a1111_text
 from studio.engine.metadata.result import ReadResult
 from studio.engine.metadata.sampler_names import (
@@ -105,6 +106,24 @@ def _controlnet_from_a1111(
     return ControlSpec(**kwargs, params=tuple(params))
 
 
+def _hash_list(kind: str, text: str) -> list[AddonRef]:
+    refs = []
+    for item in text.split(","):
+        name, colon, digest = item.rpartition(":")
+        if colon and name.strip():
+            refs.append(AddonRef(kind, name.strip(), digest.strip()))
+    return refs
+
+
+def addons_from_params(params: dict[str, str]) -> list[AddonRef]:
+    """The LoRAs, embeddings and VAE an A1111 settings line names, with their hashes."""
+    refs = _hash_list("lora", params.get("Lora hashes", ""))
+    refs += _hash_list("embedding", params.get("TI hashes", ""))
+    if params.get("VAE"):
+        refs.append(AddonRef("vae", params["VAE"], params.get("VAE hash", "")))
+    return refs
+
+
 def read_a1111_text(text: str) -> ReadResult:
     """A request from A1111 infotext (also what the GUI's "paste settings" uses)."""
     prompt, negative, params = split_a1111_text(text)
@@ -190,6 +209,10 @@ def read_a1111_text(text: str) -> ReadResult:
                 controls.append(spec)
         elif key in ("Sampler", "Schedule type"):
             pass  # below, together
+        elif key in ("Lora hashes", "TI hashes", "VAE hash"):
+            pass  # below, with the add-ons
+        elif key == "VAE":
+            req["vae"] = value
         else:
             unmapped[key] = value
 
@@ -229,6 +252,7 @@ def read_a1111_text(text: str) -> ReadResult:
     return ReadResult(
         request=request,
         source="a1111",
+        addons=addons_from_params(params),
         unmapped=unmapped,
         warnings=warnings,
         raw_parameters=text,

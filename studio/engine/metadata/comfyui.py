@@ -6,6 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from studio.engine.addons.tags import LoraTag
+from studio.engine.metadata.comfyui_addons import (
+    LORA_LOADERS,
+    addon_refs_of,
+    embeddings_by_name,
+    lora_tag,
+    vae_loader,
+    with_lora_tags,
+)
 from studio.engine.metadata.comfyui_names import comfy_sampler, describe_unavailable
 from studio.engine.metadata.result import ReadResult
 from studio.engine.request import GenerationRequest, ScheduleOptions
@@ -75,6 +84,7 @@ class _Comfy:
         }
         self.unmapped: dict[str, str] = {}
         self.warnings: list[str] = []
+        self.loras: list[LoraTag] = []
 
     def node(self, value: Any) -> tuple[str, dict[str, Any]] | None:
         if isinstance(value, list) and len(value) == 2 and str(value[0]) in self.graph:
@@ -128,7 +138,9 @@ class _Comfy:
         for key in ("ckpt_name", "unet_name", "model_name"):
             if isinstance(inputs.get(key), str):
                 return inputs[key]
-        if kind.startswith("LoraLoader"):
+        if kind in LORA_LOADERS and (tag := lora_tag(kind, inputs, self.scalar)) is not None:
+            self.loras.insert(0, tag)  # walked from the sampler back: the first loader last
+        elif kind.startswith("LoraLoader"):
             self.unmapped[f"LoRA {inputs.get('lora_name', nid)}"] = str(
                 inputs.get("strength_model", "")
             )
@@ -258,6 +270,17 @@ def _read_comfyui(prompt_text: str | None, workflow_text: str | None) -> ReadRes
     else:
         req["model"] = model
 
+    # add-ons: LoRA tags go into the prompt, as A1111 writes them
+    req["prompt"] = with_lora_tags(req.get("prompt", ""), c.loras)
+    embeddings: list[str] = []
+    for key in ("prompt", "negative_prompt"):
+        if key in req:
+            req[key], names = embeddings_by_name(req[key])
+            embeddings += names
+    vae = vae_loader(c.graph, c.scalar)
+    if vae:
+        req["vae"] = vae
+
     latent = c.node(inputs.get("latent_image"))
     latent_kind = latent[1]["class_type"] if latent else None
     denoise = c.scalar(inputs.get("denoise", 1.0))
@@ -294,4 +317,5 @@ def _read_comfyui(prompt_text: str | None, workflow_text: str | None) -> ReadRes
         image_seed=request.seed,
         model_name=model,
         substituted=substituted,
+        addons=addon_refs_of(c.loras, embeddings, vae),
     )

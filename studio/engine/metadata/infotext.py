@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any
 
+from studio.engine.addons.refs import AddonRef, addon_refs
 from studio.engine.metadata.sampler_names import a1111_sampler
 from studio.engine.request import ControlSpec, GenerationRequest
 
@@ -40,6 +41,23 @@ def _controlnet_text(spec: ControlSpec) -> str:
     return ", ".join(f"{k}: {_quote(v)}" for k, v in parts.items())
 
 
+def _hash_list(refs: list[AddonRef]) -> str | None:
+    # A1111 drops ":" and "," from names so the list parses back
+    names = [(r.name.replace(":", "").replace(",", ""), r.hash) for r in refs if r.hash]
+    return ", ".join(f"{name}: {h}" for name, h in names) or None
+
+
+def addon_params(refs: list[AddonRef]) -> dict[str, str | None]:
+    """`VAE hash`, `VAE`, `Lora hashes`, `TI hashes` as A1111 writes them."""
+    vae = next((r for r in refs if r.kind == "vae"), None)
+    return {
+        "VAE hash": vae.hash or None if vae else None,
+        "VAE": vae.name if vae else None,
+        "Lora hashes": _hash_list([r for r in refs if r.kind == "lora"]),
+        "TI hashes": _hash_list([r for r in refs if r.kind == "embedding"]),
+    }
+
+
 def a1111_parameters(
     request: GenerationRequest,
     *,
@@ -60,6 +78,8 @@ def a1111_parameters(
         "Size": f"{request.width}x{request.height}",
         "Model hash": model_hash or None,
         "Model": model_name or None,
+        "VAE hash": None,  # filled below with the other add-ons, in A1111's order
+        "VAE": None,
         # A1111 writes these only away from its defaults; its default RNG is GPU, ours CPU
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
         "RNG": request.rng if request.rng != "GPU" else None,
@@ -84,6 +104,7 @@ def a1111_parameters(
     params["Prediction type"] = schedule.prediction_type
     for i, spec in enumerate(c for c in request.controls if c.enabled):
         params[f"ControlNet {i}"] = _controlnet_text(spec)
+    params.update(addon_params(addon_refs(request)))
 
     line = ", ".join(
         f"{key}: {_quote(_num(v) if isinstance(v, (int, float)) else str(v))}"

@@ -8,14 +8,16 @@ import binascii
 import io
 import json
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 from PIL import Image
 
 import studio
+from studio.engine.addons.refs import KINDS as ADDON_KINDS
+from studio.engine.addons.refs import AddonRef, addon_refs
 from studio.engine.metadata.result import ImageMeta, ReadResult
-from studio.engine.request import REQUEST_SCHEMA, GenerationRequest
+from studio.engine.request import FOLDER_FIELDS, REQUEST_SCHEMA, GenerationRequest
 
 APP_ID = "diffusion-studio"
 
@@ -75,6 +77,7 @@ def recipe_json(
         model_hash=meta.model_hash,
         image_index=meta.image_index,
         image_seed=request.seed + meta.image_index if meta.seed is None else meta.seed,
+        addons=[asdict(ref) for ref in addon_refs(request)],
     )
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
@@ -179,7 +182,23 @@ def _checked_recipe(data: Any, warnings: list[str], missing: dict[str, str]) -> 
         c["image"] = _checked_image(c.get("image"), f"control image {i + 1}", warnings, missing)
         checked.append(c)
     out["controls"] = checked
+    for name in FOLDER_FIELDS:
+        folders = out.get(name, [])
+        if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+            raise ValueError(f"{name} should be a list of paths")
     return out
+
+
+def _checked_addons(data: Any) -> list[AddonRef]:
+    if not isinstance(data, list):
+        return []
+    refs = []
+    for item in data:
+        if isinstance(item, dict) and item.get("kind") in ADDON_KINDS:
+            name, digest = item.get("name"), item.get("hash", "")
+            if isinstance(name, str) and isinstance(digest, str):
+                refs.append(AddonRef(item["kind"], name, digest))
+    return refs
 
 
 def _accepts(value: Any, want: type) -> bool:
@@ -217,4 +236,5 @@ def _read_recipe(text: str) -> ReadResult:
         model_hash=str(data.get("model_hash") or "") or None,
         app_version=str(data.get("app_version") or "") or None,
         missing_hashes=missing,
+        addons=_checked_addons(data.get("addons")),
     )

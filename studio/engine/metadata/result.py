@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from studio.engine.addons.refs import AddonRef
 from studio.engine.request import GenerationRequest
 
 SOURCES = ("studio", "a1111", "comfyui", "invokeai", "fooocus", "novelai", "none")
@@ -35,6 +36,9 @@ class ReadResult:
     # request fields that hold our default because the value the image names cannot be used
     # (its own value is in `unmapped`): shown as such, never passed off as read
     substituted: list[str] = field(default_factory=list)
+    # LoRAs, embeddings and the VAE the image names, with their hashes where it gives them
+    # (studio.engine.addons.refs.missing_addons says which of them the user lacks)
+    addons: list[AddonRef] = field(default_factory=list)
 
     def single_image_request(self) -> GenerationRequest | None:
         """The request that regenerates only this image (batch of one, its own seed)."""
