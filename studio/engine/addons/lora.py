@@ -140,19 +140,14 @@ def apply_loras(pipe: Any, loras: list[tuple[LoraFile, LoraTag]]) -> None:
         if adapter not in loaded:
             _load(pipe, lora, adapter)
             loaded[adapter] = (lora.path,)
-    weights = [
-        {
-            "unet": tag.unet_weight,
-            "text_encoder": tag.te_weight,
-            "text_encoder_2": tag.te_weight,
-        }
-        for _, tag in wanted.values()
-    ]
-    present = set(pipe.get_list_adapters().get("unet", ())) | {
-        a for names in pipe.get_list_adapters().values() for a in names
-    }
+    # a LoRA may hold weights for the UNet only or the text encoder only: name what was loaded
+    present = {a for names in pipe.get_list_adapters().values() for a in names}
     names = [a for a in wanted if a in present]
-    weights = [w for a, w in zip(wanted, weights, strict=True) if a in present]
+    weights = [
+        {"unet": tag.unet_weight, "text_encoder": tag.te_weight, "text_encoder_2": tag.te_weight}
+        for a, (_, tag) in wanted.items()
+        if a in present
+    ]
     pipe.set_adapters(names, weights)
 
 

@@ -4,12 +4,12 @@ an imported image names the user does not have. Torch-free; never loads weights.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studio.engine.addons.embeddings import triggered_embeddings, triggered_names
+from studio.engine.addons.embeddings import triggered_embeddings
 from studio.engine.addons.files import find_addon, list_addon_files
 from studio.engine.addons.hashes import embedding_hash, lora_hash, vae_hash
 from studio.engine.addons.tags import lora_tags, strip_lora_tags
@@ -57,7 +57,7 @@ def _find(name: str, folders: Folders) -> Path:
     return find_addon(name, folders, "LoRA")
 
 
-def _hash_or_empty(compute) -> str:  # noqa: ANN001
+def _hash_or_empty(compute: Callable[[], str]) -> str:
     # the metadata of an image must never fail because an add-on file went away meanwhile
     try:
         return compute()
@@ -121,6 +121,3 @@ def _match(ref: AddonRef, files: dict[str, Path]) -> Path | None:
         return files[name]
     lowered = {k.lower(): v for k, v in files.items()}
     return lowered.get(name.lower())
-
-
-__all__ = ["AddonRef", "MissingAddon", "addon_refs", "missing_addons", "triggered_names"]

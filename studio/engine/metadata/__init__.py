@@ -23,7 +23,10 @@ Modules, one job each:
 - infotext: A1111 text written from a request, and split back with A1111's quoting.
 - a1111: a request from A1111 text. sampler_names: our sampler names <-> A1111's, with its
   per-sampler "Automatic" schedules. comfyui_names: ComfyUI's sampler x scheduler -> ours.
-- recipe: our JSON recipe, written and read back type-checked.
+- recipe: our JSON recipe (with the add-ons' names and hashes), written and read back
+  type-checked. Add-ons (LoRA tags, embeddings, VAE) go into A1111's `Lora hashes`,
+  `TI hashes`, `VAE`, `VAE hash` (studio.engine.addons.refs); comfyui_addons maps ComfyUI's
+  LoraLoader, `embedding:` and VAELoader.
 - containers: text chunks and EXIF out of PNG/JPEG/WebP. exif: the EXIF block, built and parsed.
 - writer: write_image. reader: read_settings. comfyui, invokeai, invokeai_legacy, fooocus,
   novelai: those tools' metadata (foreign: what their readers share). stealth: text in the

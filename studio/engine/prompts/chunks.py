@@ -143,8 +143,10 @@ class _ChunkBuilder:
 def prompt_token_count(text: str, tokenizer: Any) -> tuple[int, int]:
     """(tokens, room) as A1111's counter shows them, "80/150": the longest of the prompt's
     AND parts and edited versions, and the room its 75-token chunks give."""
+    from studio.engine.addons.tags import strip_lora_tags
     from studio.engine.prompts.schedule import prompt_schedule, split_and
 
+    text = strip_lora_tags(text)  # LoRA tags are not read by the text encoder
     # the texts a prompt can become; a fraction in [a:b:0.35] needs enough steps to switch
     texts = {t for part, _ in split_and(text) for _, t in prompt_schedule(part, 100)}
     count = max(tokenize_prompt(t, tokenizer).token_count for t in texts)
