@@ -132,3 +132,13 @@ def test_tags_parse_as_a1111_writes_them():
         lora_tags("<lora:x:heavy>")
     assert set_lora_tag("a cat", LoraTag("x", 0.5), "x") == "a cat <lora:x:0.5>"
     assert set_lora_tag("a <lora:x:1> cat", None, "x") == "a cat"
+
+
+def test_the_token_counter_leaves_lora_tags_out():
+    from studio.engine.prompts.chunks import token_counter_text
+    from tests.ldm_layout import tiny_pipeline
+
+    tokenizer = tiny_pipeline("sd1").tokenizer
+    assert token_counter_text("a cat <lora:inky:0.8>", tokenizer) == token_counter_text(
+        "a cat ", tokenizer
+    )
