@@ -142,3 +142,39 @@ def test_the_token_counter_leaves_lora_tags_out():
     assert token_counter_text("a cat <lora:inky:0.8>", tokenizer) == token_counter_text(
         "a cat ", tokenizer
     )
+
+
+def test_an_sdxl_lora_reaches_both_text_encoders_and_is_removed_exactly(tmp_path):
+    import torch
+
+    from studio.engine.addons.lora import apply_loras, check_lora_fits
+    from tests.ldm_layout import tiny_pipeline
+
+    pipe = tiny_pipeline("sdxl")
+    pipe.set_progress_bar_config(disable=True)
+    weights = addon_files.kohya_lora(pipe, seed=1)
+    weights = {k.replace("lora_te_", "lora_te1_"): v for k, v in weights.items()}  # kohya's SDXL
+    g = torch.Generator().manual_seed(5)
+    for name, m in addon_files._linears(pipe.text_encoder_2):
+        key = "lora_te2_" + name.replace(".", "_")
+        weights[f"{key}.lora_down.weight"] = torch.randn(4, m.in_features, generator=g) * 0.3
+        weights[f"{key}.lora_up.weight"] = torch.randn(m.out_features, 4, generator=g) * 0.3
+        weights[f"{key}.alpha"] = torch.tensor(4.0)
+    lora = inspect_lora(addon_files.save(weights, tmp_path / "xl.safetensors"))
+    assert lora.sdxl
+    check_lora_fits(lora, pipe)
+
+    def run():
+        generator = torch.Generator().manual_seed(0)
+        return pipe("a cat", num_inference_steps=2, generator=generator, output_type="np").images
+
+    base = run()
+    apply_loras(pipe, [(lora, LoraTag("xl", 1.0))])
+    assert set(pipe.get_list_adapters()) == {"unet", "text_encoder", "text_encoder_2"}
+    assert np.abs(run() - base).max() > 0.05
+    apply_loras(pipe, [])
+    assert np.array_equal(run(), base)
+
+    sd1 = inspect_lora(addon_files.save(addon_files.foreign_lora(32), tmp_path / "sd1.safetensors"))
+    with pytest.raises(ValueError, match="LoRA 'sd1' is made for a model with 32-wide"):
+        check_lora_fits(sd1, pipe)
