@@ -22,6 +22,19 @@ _LABELS = {
 }
 
 
+def read_for_restore(path: Path, addon_folders: tuple[str, ...] = ()) -> ReadResult:
+    """Read an image's settings and name every add-on it uses that the user lacks (run it off
+    the UI thread: comparing hashes reads the user's add-on files once, then they are cached)."""
+    from studio.engine.addons.refs import missing_addons
+    from studio.engine.metadata import read_settings
+
+    found = read_settings(path)
+    if found.request is not None:
+        for missing in missing_addons(found, addon_folders, addon_folders, addon_folders):
+            found.warnings.append(missing.message())
+    return found
+
+
 @dataclass(frozen=True)
 class RestoreOutcome:
     path: Path

@@ -25,7 +25,7 @@ from studio.ui.jobs import Job, JobQueue
 from studio.ui.persistence import persisted, restore
 from studio.ui.progress import Progress, StepRate
 from studio.ui.properties import Property
-from studio.ui.restore import RestoreOutcome, apply_read_result
+from studio.ui.restore import RestoreOutcome, apply_read_result, read_for_restore
 from studio.ui.state import StudioState
 from studio.ui.worker import (
     BackgroundTask,
@@ -217,7 +217,9 @@ class Session(QObject):
         try:
             init, mask = canvas_inputs(self.state, self._canvas)
             controls = tuple(c for c in self.controls.specs() if c.enabled)
-            request = self.state.request(resolve_seed(self.state.seed), init, mask, controls)
+            seed = resolve_seed(self.state.seed)
+            folders = tuple(self.settings.model_folders)  # LoRAs, embeddings, VAEs by name
+            request = self.state.request(seed, init, mask, controls, addon_folders=folders)
             loaded = self.loaded_model
             info = loaded.info if loaded is not None and loaded.ref == request.model else None
             check_request(request, info)
@@ -324,9 +326,8 @@ class Session(QObject):
 
     def restore_from_file(self, path: str | Path) -> None:
         """Read an image's settings off the UI thread, then apply them; `restored` reports."""
-        from studio.engine.metadata import read_settings
-
         path = Path(path)
+        folders = tuple(self.settings.model_folders)
 
         def failed(message: str) -> None:
             self.error = f"No settings could be read from {path.name}: {message}"
@@ -335,7 +336,7 @@ class Session(QObject):
         self.background.submit(
             BackgroundTask(
                 f"restore:{path}",
-                lambda: read_settings(path),
+                lambda: read_for_restore(path, folders),
                 lambda found: self._apply_read(path, found),
                 failed,
             )
@@ -351,9 +352,8 @@ class Session(QObject):
 
     def offer_restore(self, path: str | Path) -> None:
         """An image opened on the canvas may carry settings: offer them, do not overwrite."""
-        from studio.engine.metadata import read_settings
-
         path = Path(path)
+        folders = tuple(self.settings.model_folders)
 
         def found(result: ReadResult) -> None:
             if result.request is not None:
@@ -361,7 +361,9 @@ class Session(QObject):
                 self.notice = Notice(text, "Restore settings", path, result)
 
         self.background.submit(
-            BackgroundTask(f"offer:{path}", lambda: read_settings(path), found, lambda _: None)
+            BackgroundTask(
+                f"offer:{path}", lambda: read_for_restore(path, folders), found, lambda _: None
+            )
         )
 
     def accept_notice(self, notice: Notice) -> None:

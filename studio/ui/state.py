@@ -104,6 +104,7 @@ class StudioState(QObject):
         init_image: Image.Image | None = None,
         mask: Image.Image | None = None,
         controls: tuple[ControlSpec, ...] = (),
+        addon_folders: tuple[str, ...] = (),
     ) -> GenerationRequest:
         """The request these settings describe, with a resolved seed (the first of the batch)."""
         from studio.engine.samplers import karras_of
@@ -131,6 +132,9 @@ class StudioState(QObject):
             mask_blur=self.mask_blur,
             inpaint_only_masked=self.inpaint_only_masked,
             inpaint_padding=self.inpaint_padding,
+            lora_dirs=addon_folders,
+            embedding_dirs=addon_folders,
+            vae_dirs=addon_folders,
         )
 
     def apply_request(self, request: GenerationRequest) -> list[str]:

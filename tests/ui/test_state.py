@@ -206,3 +206,26 @@ def test_restore_names_values_the_image_had_but_we_could_not_use(session):
     assert "sampler (kept as DPM++ 2M Karras)" in outcome.text
     assert "sampler_name (dpm_fast (normal))" in outcome.text
     assert outcome.text.count("sampler (") == 1
+
+
+def test_restoring_an_image_names_the_add_ons_the_user_lacks(qtbot, session, tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    text = (
+        "<lora:detail_tweaker:0.8> a red circle\n"
+        "Steps: 12, Sampler: Euler a, CFG scale: 6, Seed: 3, Size: 128x128, "
+        'Lora hashes: "detail_tweaker: 0123456789ab"'
+    )
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    path = tmp_path / "a1111.png"
+    Image.new("RGB", (128, 128)).save(path, pnginfo=info)
+    session.settings.model_folders = [str(tmp_path / "models")]
+    with qtbot.waitSignal(session.restored, timeout=30_000) as restored:
+        session.restore_from_file(path)
+    outcome = restored.args[0]
+    assert outcome.ok and session.state.steps == 12
+    assert "LoRA 'detail_tweaker' (0123456789ab) is not in your LoRA folders" in outcome.text
+    # and jobs look for add-ons in the user's model folders
+    request = session.state.request(1, addon_folders=tuple(session.settings.model_folders))
+    assert request.lora_dirs == (str(tmp_path / "models"),)
