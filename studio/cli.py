@@ -1,4 +1,5 @@
-"""`studio`: the GUI with no subcommand; `generate`, `regenerate`, `info`, `samplers`, `models`.
+"""`studio`: the GUI with no subcommand; `generate`, `regenerate`, `info`, `samplers`, `models`,
+`install-desktop`, `doctor`.
 
 Heavy imports (torch, diffusers) happen inside the commands that need them, so `studio info`
 and `studio --help` answer at once.
@@ -35,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        return _run_gui()
+        return _run_gui(["--verbose"] if args.verbose else [])
+    from studio.desktop.logs import setup as setup_logging
+
+    setup_logging(verbose=args.verbose)
     try:
         return args.func(args)
     except ValueError as e:  # user errors: one line that says what to do, exit code 1
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Diffusion Studio")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbose_help = "show library warnings in the terminal (always in the log file)"
+    parser.add_argument("--verbose", "-v", action="store_true", help=verbose_help)
     sub = parser.add_subparsers(dest="command")
 
     gen = sub.add_parser("generate", help="generate images from a prompt")
@@ -72,6 +78,20 @@ def _parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list models in folders")
     models.add_argument("folders", nargs="*", type=Path)
     models.set_defaults(func=_cmd_models)
+
+    desktop = sub.add_parser(
+        "install-desktop", help="add Diffusion Studio to this user's application menu"
+    )
+    desktop.add_argument("--uninstall", action="store_true", help="remove what it added")
+    desktop.set_defaults(func=_cmd_install_desktop)
+
+    doctor = sub.add_parser("doctor", help="check Python, torch, GPU, Qt, memory and folders")
+    doctor.set_defaults(func=_cmd_doctor)
+    for command in sub.choices.values():
+        # also after the command (`studio generate -v`); SUPPRESS keeps the top level's value
+        command.add_argument(
+            "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=verbose_help
+        )
     return parser
 
 
@@ -286,6 +306,30 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 # ---- shared --------------------------------------------------------------------------------
+def _cmd_install_desktop(args: argparse.Namespace) -> int:
+    from studio.desktop import launcher
+
+    if args.uninstall:
+        done = launcher.uninstall()
+        print(f"removed {len(done.written)} file(s)" if done.written else "nothing to remove")
+    else:
+        done = launcher.install()
+        print(f"installed the launcher: {done.written[0]}")
+        if len(done.written) > 1:
+            print(f"icons: {len(done.written) - 1} sizes under {done.written[1].parents[2]}")
+    for note in done.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from studio.desktop import doctor
+
+    checks = doctor.run()
+    print(doctor.report(checks))
+    return 1 if any(c.problem for c in checks) else 0
+
+
 def _run_and_save(
     request: GenerationRequest, args: argparse.Namespace, batch_count: int = 1
 ) -> int:
@@ -434,13 +478,13 @@ def _schedule_text(schedule: ScheduleOptions) -> str:
     return ", ".join(parts)
 
 
-def _run_gui() -> int:
+def _run_gui(argv: list[str]) -> int:
     try:
         from studio.ui.app import main as gui_main
     except ImportError as e:
         print(f"studio: the desktop app cannot start ({e}).", file=sys.stderr)
         return 1
-    return gui_main()
+    return gui_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The desktop side of the app, without Qt: launcher install, start-up checks, doctor, logging."""
