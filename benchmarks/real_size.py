@@ -75,7 +75,7 @@ def build_random(name: str, dtype: torch.dtype) -> Any:
     pipeline_cls = getattr(diffusers, index["_class_name"])
     kwargs = {"requires_safety_checker": False} if "safety_checker" in index else {}
     pipe = pipeline_cls(**parts, **kwargs)
-    return pipe.to(dtype=dtype)
+    return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
 
 
 def model_info(name: str) -> ModelInfo:
@@ -188,13 +188,13 @@ def variant(pipe: Any, name: str) -> Callable[[], None]:
     raise ValueError(f"unknown variant {name!r}")
 
 
-def peak_memory(device: str) -> str:
+def peak_bytes(device: str) -> int:
+    """CUDA: peak allocated since the last reset; MPS: the driver's now; CPU: the process's peak RSS."""
     if device.startswith("cuda"):
-        return f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+        return torch.cuda.max_memory_allocated()
     if device == "mps":
-        return f"{torch.mps.driver_allocated_memory() / 2**30:.2f} GiB (driver)"
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return f"{rss / 2**20:.2f} GiB peak RSS"
+        return torch.mps.driver_allocated_memory()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def reset_peak(device: str) -> None:
@@ -202,15 +202,20 @@ def reset_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+PEAK_KIND = {"cuda": "allocated", "mps": "driver", "cpu": "process RSS"}
+
+
 def run_case(cache: PipelineCache, request: GenerationRequest, repeats: int) -> dict[str, Any]:
-    reset_peak(cache.device)
     engine_call(cache, request)  # warm-up: first-call allocations, compilation, caches
     bare_call(cache, request)
     times: dict[str, list[float]] = {"bare": [], "engine": []}
     rates: dict[str, list[float]] = {"bare": [], "engine": []}
+    peaks = {"bare": 0, "engine": 0}
     for _ in range(repeats):
         for name, call in (("bare", bare_call), ("engine", engine_call)):
+            reset_peak(cache.device)
             elapsed, timing = call(cache, request)
+            peaks[name] = max(peaks[name], peak_bytes(cache.device))
             times[name].append(elapsed)
             if timing.it_per_s() is not None:
                 rates[name].append(timing.it_per_s())
@@ -221,7 +226,8 @@ def run_case(cache: PipelineCache, request: GenerationRequest, repeats: int) -> 
         "ratio": engine / bare,
         "bare_it_s": statistics.median(rates["bare"]) if rates["bare"] else None,
         "engine_it_s": statistics.median(rates["engine"]) if rates["engine"] else None,
-        "peak": peak_memory(cache.device),
+        "bare_peak_gib": peaks["bare"] / 2**30,
+        "engine_peak_gib": peaks["engine"] / 2**30,
     }
 
 
@@ -249,18 +255,23 @@ def main() -> None:
     parser.add_argument("--sampler", default="Euler")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--threads", type=int, default=None, help="torch's CPU threads")
+    parser.add_argument(
+        "--dtype", default=None, help="float16, bfloat16 or float32 (default: the engine's choice)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)  # on a shared CPU, spinning threads thrash
 
-    cache = PipelineCache(args.device, memory_policy="none")
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    cache = PipelineCache(args.device, dtype=dtype, memory_policy="none")
     plan = defaults(cache.device)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else plan["sizes"]
     steps = args.steps or plan["steps"]
     repeats = args.repeats or plan["repeats"]
     variants = args.variants.split(",") if args.variants else plan["variants"]
     print(
-        f"device {cache.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"device {cache.device}, {str(cache.dtype).replace('torch.', '')}, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads, "
         f"{steps} steps, {repeats} repeats, sampler {args.sampler}",
         flush=True,
     )
@@ -302,7 +313,9 @@ def main() -> None:
                 )
                 print(
                     f"  {size}² {name_v:13} bare {row['bare_s']:7.2f} s  engine "
-                    f"{row['engine_s']:7.2f} s  ratio {row['ratio']:.3f}{rate}  peak {row['peak']}",
+                    f"{row['engine_s']:7.2f} s  ratio {row['ratio']:.3f}{rate}  peak "
+                    f"{row['bare_peak_gib']:.2f} / {row['engine_peak_gib']:.2f} GiB "
+                    f"({PEAK_KIND[cache.device.split(':')[0]]})",
                     flush=True,
                 )
         cache.unload()
