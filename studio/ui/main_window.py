@@ -39,6 +39,7 @@ from studio.ui.control_panel import ControlPanel
 from studio.ui.gallery import Gallery
 from studio.ui.insight_strip import InsightStrip
 from studio.ui.jobs import Job
+from studio.ui.library_panel import add_library_dock
 from studio.ui.params_panel import ParamsPanel
 from studio.ui.prompt_panel import PromptPanel
 from studio.ui.properties import bind
@@ -150,6 +151,7 @@ class MainWindow(QMainWindow):
         self.queue_view.queue_list.addAction(remove)
         action(gen, "Random seed", lambda: setattr(s.state, "seed", -1), "Ctrl+R")
         action(gen, "Reuse last seed", s.reuse_last_seed, "Ctrl+Shift+R")
+        self.library = add_library_dock(self, s)  # a dock, with its toggle in a View menu
 
     def _bind(self) -> None:
         s, state, canvas = self.session, self.session.state, self.canvas

@@ -1,0 +1,137 @@
+"""The model library panel: a folder of tiny models of each kind, scanned in the background."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from studio.engine.request import GenerationRequest
+from studio.ui.jobs import Job
+from studio.ui.library_panel import IN_USE, LibraryPanel
+from studio.ui.library_state import LibraryState
+from studio.ui.session import Session
+from tests.engine.test_library import write_library
+
+
+@pytest.fixture(scope="module")
+def install(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    """An A1111-like install: webui/models/{Stable-diffusion,Lora,embeddings,VAE,ControlNet}."""
+    root = tmp_path_factory.mktemp("webui")
+    return root, write_library(root / "models")
+
+
+def open_panel(qtbot, config: Path) -> tuple[Session, LibraryState, LibraryPanel]:
+    session = Session(config_dir=config, output_dir=config.parent / "out", device="cpu")
+    library = LibraryState(session)
+    panel = LibraryPanel(library)
+    qtbot.addWidget(panel)
+    return session, library, panel
+
+
+def wait_scanned(qtbot, library: LibraryState, scans: int = 1) -> None:
+    qtbot.waitUntil(lambda: library.scans >= scans and not library.scanning, timeout=30_000)
+
+
+def test_library_lists_every_kind_marks_the_model_in_use_and_remembers_folders(
+    qtbot, tmp_path: Path, install
+) -> None:
+    root, files = install
+    session, library, panel = open_panel(qtbot, tmp_path / "config")
+    try:
+        found = library.use_install(root)
+        wait_scanned(qtbot, library)
+        assert len(found) == 5 and library.folders == [str(f) for f in found]
+
+        short = hashlib.sha256(files["checkpoint"].read_bytes()).hexdigest()[:10]
+        size = f"{files['checkpoint'].stat().st_size / 2**20:.1f} MB"
+        assert panel.rows("checkpoint") == [
+            ("tiny-sd1", "SD 1.x", "eps", "512px", "fp32", size, short)
+        ]
+        assert [r[:2] for r in panel.rows("lora")] == [("tiny-lora", "SD 1.x")]
+        assert [r[:2] for r in panel.rows("embedding")] == [("tiny-emb", "SD 1.x")]
+        assert [r[:2] for r in panel.rows("vae")] == [("tiny-vae", "any")]
+        assert [(r[0], r[1], r[4]) for r in panel.rows("controlnet")] == [
+            ("tiny-control", "small SD-shaped", "fp16")
+        ]
+        # the malformed file is listed as unusable, with its reason, and did not stop the rest
+        unusable = {r[0]: r[1] for r in panel.rows("unusable")}
+        assert set(unusable) == {"broken", "old"}
+        assert "not a valid .safetensors file" in unusable["broken"]
+        assert "pickle" in unusable["old"]
+        assert "cannot be used" in panel.status.text()
+
+        # choosing the checkpoint loads it (in the worker) and marks it as the model in use
+        checkpoint = panel.item_for(files["checkpoint"])
+        panel.tree.setCurrentItem(checkpoint)
+        assert panel.load_button.isEnabled()
+        panel.load_button.click()
+        assert session.state.model == str(files["checkpoint"])
+        assert panel.rows("checkpoint")[0][0] == IN_USE + "tiny-sd1"
+        assert not panel.load_button.isEnabled()  # it is in use already
+        # while it loads, the panel says what cancel does
+        assert panel.note.isVisibleTo(panel)
+        assert "cannot be stopped" in panel.note.text() and "waits" in panel.note.text()
+
+        # a finished job gives the checkpoint its thumbnail
+        image = tmp_path / "out" / "made.png"
+        image.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 64), "red").save(image)
+        job = Job(GenerationRequest(model=str(files["checkpoint"])), paths=[image])
+        session.result_ready.emit(job)
+        assert not panel.item_for(files["checkpoint"]).icon(0).isNull()
+
+        # search by name
+        panel.search.setText("LORA")
+        assert panel.rows("lora") and not panel.rows("checkpoint") and not panel.rows("vae")
+        panel.search.clear()
+
+        # removing a folder rescans without it
+        before = library.scans
+        library.remove_folder(str(root / "models" / "Lora"))
+        wait_scanned(qtbot, library, before + 1)
+        assert panel.rows("lora") == [] and panel.rows("checkpoint")
+    finally:
+        session.shutdown()
+
+    # a restart (a new session on the same config folder) finds the folders and, from the cache,
+    # the same listing, hashes included, without hashing again
+    session2, library2, panel2 = open_panel(qtbot, tmp_path / "config")
+    try:
+        assert library2.folders == [str(f) for f in found if f.name != "Lora"]
+        assert panel2.folder_list.count() == 4
+        library2.rescan()
+        wait_scanned(qtbot, library2)
+        assert panel2.rows("checkpoint")[0][-1] == short
+        assert panel2.rows("checkpoint")[0][0] == IN_USE + "tiny-sd1"  # the model was kept
+        assert panel2.item_for(files["checkpoint"]).icon(0).isNull() is False
+    finally:
+        session2.shutdown()
+
+
+def test_no_folders_says_what_to_do(qtbot, tmp_path: Path) -> None:
+    session, library, panel = open_panel(qtbot, tmp_path / "config")
+    try:
+        library.rescan()
+        assert panel.tree.topLevelItemCount() == 0
+        assert "A1111 / ComfyUI" in panel.status.text()
+        assert library.use_install(tmp_path) == []
+        assert "No A1111 or ComfyUI model folders" in panel.status.text()
+        assert session.settings.model_folders == []
+    finally:
+        session.shutdown()
+
+
+def test_the_window_has_the_library_dock_behind_a_view_menu_toggle(make_window) -> None:
+    window = make_window(wait_loaded=False)
+    dock = window.library.parentWidget()
+    assert not dock.isVisible()
+    toggle = next(
+        a
+        for a in window.findChildren(type(dock.toggleViewAction()))
+        if "library" in a.text().lower()
+    )
+    toggle.trigger()
+    assert dock.isVisible()
