@@ -120,7 +120,33 @@ class PromptPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.prompt, 3)
         layout.addWidget(self.negative, 2)
+        self.demo_hint: Any | None = None  # demo_words.DemoWordsHint, made on first use
+        self._highlighter: Any | None = None
 
     def set_tokenizer(self, tokenizer: Any | None) -> None:
         self.prompt.set_tokenizer(tokenizer)
         self.negative.set_tokenizer(tokenizer)
+
+    def set_demo_vocabulary(self, on: bool) -> None:
+        """On the demo model: underline the words it never learnt, and say which it knows."""
+        from studio.ui import demo_words
+
+        if on and self._highlighter is None:
+            if self.demo_hint is None:
+                self.demo_hint = demo_words.DemoWordsHint()
+                self.prompt.layout().insertWidget(1, self.demo_hint)  # under the text box
+            self._highlighter = demo_words.UnknownWordHighlighter(
+                self.prompt.edit.document(), demo_words.vocabulary()
+            )
+            self.prompt.edit.textChanged.connect(self._update_demo_hint)
+            self._update_demo_hint()
+        elif not on and self._highlighter is not None:
+            self.prompt.edit.textChanged.disconnect(self._update_demo_hint)
+            self._highlighter.setDocument(None)
+            self._highlighter = None
+            if self.demo_hint is not None:
+                self.demo_hint.hide()
+
+    def _update_demo_hint(self) -> None:
+        if self.demo_hint is not None:
+            self.demo_hint.update_for(self.prompt.edit.toPlainText())
