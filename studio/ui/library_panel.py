@@ -32,9 +32,11 @@ from studio.ui.session import Session
 COLUMNS = ("Name", "Family", "Prediction", "Native", "Precision", "File", "Hash")
 ENTRY_ROLE = Qt.ItemDataRole.UserRole
 KIND_ROLE = Qt.ItemDataRole.UserRole + 1
+WIDTHS = (190, 130, 70, 60, 70, 70, 90)
 THUMB = 40
 IN_USE = "● "  # marks the model in use
-PREDICTIONS = {"epsilon": "eps", "v_prediction": "v", "probe": "probed at load"}
+# "probe": an SD 2.x file that does not say; a one-step probe of its UNet decides at load
+PREDICTIONS = {"epsilon": "eps", "v_prediction": "v", "probe": "probe"}
 
 
 class LibraryPanel(QWidget):
@@ -53,7 +55,8 @@ class LibraryPanel(QWidget):
         self.tree.setIconSize(QSize(THUMB, THUMB))
         self.tree.setUniformRowHeights(False)
         self.tree.setRootIsDecorated(True)
-        self.tree.setColumnWidth(0, 200)
+        for column, width in enumerate(WIDTHS):  # a long "unusable" reason must not set them
+            self.tree.setColumnWidth(column, width)
         self.tree.setToolTip("Double-click a checkpoint to load it")
         self.load_button = QPushButton("Load checkpoint")
         self.load_button.setEnabled(False)

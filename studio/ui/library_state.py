@@ -13,6 +13,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from studio.engine.library import LibraryEntry, standard_folders
+from studio.engine.request import DEMO_MODEL_REF
+from studio.paths import DEMO_MODEL
 from studio.ui.jobs import Job
 from studio.ui.properties import Property
 from studio.ui.session import Session, model_name
@@ -25,12 +27,15 @@ LOAD_NOTE = (
 )
 
 
+def model_path(ref: str) -> str:
+    """A model ref as the library lists it: the demo's folder, or the real path."""
+    if ref == DEMO_MODEL_REF:
+        return str(DEMO_MODEL)
+    return os.path.realpath(os.path.expanduser(ref)) if ref else ""
+
+
 def same_path(a: str, b: str) -> bool:
-    if not a or not b:
-        return False
-    return a == b or os.path.realpath(os.path.expanduser(a)) == os.path.realpath(
-        os.path.expanduser(b)
-    )
+    return bool(a and b) and (a == b or model_path(a) == model_path(b))
 
 
 class LibraryState(QObject):
@@ -192,7 +197,7 @@ class LibraryState(QObject):
 
     # ---- thumbnails: the newest image made with each model --------------------------------------
     def last_image(self, entry: LibraryEntry) -> str:
-        path = self.last_images.get(os.path.realpath(entry.path), "")
+        path = self.last_images.get(model_path(entry.path), "")
         return path if path and Path(path).is_file() else ""
 
     def _image_made(self, job: Job) -> None:
@@ -200,7 +205,7 @@ class LibraryState(QObject):
             return
         from studio.engine.library import remember_image
 
-        model = os.path.realpath(os.path.expanduser(job.request.model))
+        model = model_path(job.request.model)
         image, index = job.paths[0], self._images_file
         self.last_images = {**self.last_images, model: str(image)}
         remember = BackgroundTask(

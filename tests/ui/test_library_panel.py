@@ -135,3 +135,19 @@ def test_the_window_has_the_library_dock_behind_a_view_menu_toggle(make_window) 
     )
     toggle.trigger()
     assert dock.isVisible()
+
+
+def test_the_demo_model_in_the_shipped_folder_is_marked_in_use(qtbot, tmp_path: Path) -> None:
+    from studio.paths import DEMO_CONTROLNETS, DEMO_MODEL
+
+    session, library, panel = open_panel(qtbot, tmp_path / "config")
+    try:
+        assert session.state.model == "demo"
+        library.add_folder(DEMO_MODEL.parent)
+        wait_scanned(qtbot, library)
+        assert panel.rows("checkpoint")[0][:4] == (IN_USE + "demo", "small SD-shaped", "v", "128px")
+        assert panel.rows("checkpoint")[0][-1] == ""  # a diffusers folder has no A1111 hash
+        names = sorted(r[0] for r in panel.rows("controlnet"))
+        assert names == sorted(p.name for p in DEMO_CONTROLNETS.iterdir() if p.is_dir())
+    finally:
+        session.shutdown()
