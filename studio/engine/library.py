@@ -115,9 +115,10 @@ def scan(
     cache_file = cache_file or cache_dir() / CACHE_FILE
     stats = stats if stats is not None else ScanStats()
     cache = _read_cache(cache_file)
+    roots = [os.path.abspath(os.path.expanduser(f)) for f in folders]
     known: dict[str, dict] = {}
     entries: list[LibraryEntry] = []
-    for path, signature in _candidates(folders):
+    for path, signature in _candidates(roots):
         stats.files += 1
         key = str(path)
         hit = cache.get(key)
@@ -129,8 +130,11 @@ def scan(
             stats.cached += 1
         known[key] = {"size": entry.size, "mtime_ns": entry.mtime_ns, "entry": asdict(entry)}
         entries.append(entry)
-    if stats.inspected or set(known) != set(cache):  # nothing new: nothing to write
-        _write_cache(cache_file, {**cache, **known})
+    # files gone from the scanned folders leave the cache; other folders' entries stay
+    stale = [k for k in cache if k not in known and k.startswith(tuple(r + os.sep for r in roots))]
+    if stats.inspected or stale:  # nothing new: nothing to write
+        kept = {k: v for k, v in cache.items() if k not in stale}
+        _write_cache(cache_file, {**kept, **known})
     return sort_entries(entries)
 
 

@@ -212,3 +212,17 @@ def test_last_images_index(tmp_path: Path) -> None:
         "/m/b.safetensors": str(tmp_path / "2.png"),
         "/m/a.safetensors": str(tmp_path / "3.png"),
     }
+
+
+def test_deleted_files_leave_the_cache_and_other_folders_stay(tmp_path: Path) -> None:
+    one, two, cache = tmp_path / "one", tmp_path / "two", tmp_path / "cache.json"
+    gone = save(foreign_lora(768), one / "gone.safetensors")
+    save(foreign_lora(768), one / "kept.safetensors")
+    save(embedding(768, 1, 0), two / "emb.safetensors")
+    scan([one], cache)
+    scan([two], cache)
+    gone.unlink()
+    assert [e.name for e in scan([one], cache)] == ["kept"]
+    files = json.loads(cache.read_text())["files"]
+    assert sorted(Path(k).name for k in files) == ["emb.safetensors", "kept.safetensors"]
+    assert all(Path(k).is_absolute() for k in files)
