@@ -8,6 +8,7 @@ library panel binds to this and to nothing else.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -132,28 +133,35 @@ class LibraryState(QObject):
         self.entries = entries
         self.scans += 1
         self.status = self._summary()
-        to_hash = [e for e in entries if e.hashable and not e.short_hash]
+        self._hash_next(scan_id)
+
+    def _hash_next(self, scan_id: int) -> None:
+        """Hash one checkpoint per task: a dropped image's metadata waits for one file at most."""
+        to_hash = [e for e in self.entries if e.hashable and not e.short_hash]
         if not to_hash:
             self.scanning = False
+            self.status = self._summary()
             return
         from studio.engine.library import add_hashes
 
-        cache = self._cache_file
+        entry, cache = to_hash[0], self._cache_file
         self.status = self._summary() + f" Hashing {len(to_hash)} checkpoint(s)…"
         self.session.run_in_background(
             BackgroundTask(
                 "library:hash",
-                lambda: add_hashes(entries, cache),
-                lambda hashed: self._hashed(scan_id, hashed),
+                lambda: add_hashes([entry], cache)[0],
+                lambda hashed: self._hashed(scan_id, entry, hashed),
                 lambda error: self._failed(scan_id, error),
             )
         )
 
-    def _hashed(self, scan_id: int, entries: list) -> None:
-        if scan_id == self._scan_id:
-            self.entries = entries
-            self.scanning = False
-            self.status = self._summary()
+    def _hashed(self, scan_id: int, old: LibraryEntry, new: LibraryEntry) -> None:
+        if scan_id != self._scan_id:
+            return
+        if not new.short_hash:  # unreadable now: shown without a hash, not hashed forever
+            new = replace(new, short_hash="?")
+        self.entries = [new if e is old else e for e in self.entries]
+        self._hash_next(scan_id)
 
     def _failed(self, scan_id: int, error: str) -> None:
         if scan_id == self._scan_id:

@@ -151,3 +151,33 @@ def test_the_demo_model_in_the_shipped_folder_is_marked_in_use(qtbot, tmp_path: 
         assert names == sorted(p.name for p in DEMO_CONTROLNETS.iterdir() if p.is_dir())
     finally:
         session.shutdown()
+
+
+def test_checkpoints_are_hashed_one_per_background_task(
+    qtbot, tmp_path: Path, install, monkeypatch
+) -> None:
+    import shutil
+
+    from studio.engine import library as engine_library
+
+    _, files = install
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(files["checkpoint"], folder / f"{name}.safetensors")
+    calls: list[int] = []
+    real = engine_library.add_hashes
+    monkeypatch.setattr(
+        engine_library,
+        "add_hashes",
+        lambda entries, *a: calls.append(len(entries)) or real(entries, *a),
+    )
+    session, library, panel = open_panel(qtbot, tmp_path / "config")
+    try:
+        library.add_folder(folder)
+        wait_scanned(qtbot, library)
+        assert calls == [1, 1, 1]  # other background work (a dropped image) waits one file at most
+        short = hashlib.sha256(files["checkpoint"].read_bytes()).hexdigest()[:10]
+        assert [r[-1] for r in panel.rows("checkpoint")] == [short] * 3
+    finally:
+        session.shutdown()
