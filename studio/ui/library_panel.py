@@ -44,7 +44,6 @@ class LibraryPanel(QWidget):
         super().__init__(parent)
         self.library = library
         self._icons: dict[str, QIcon] = {}  # image path -> thumbnail
-        self._scanned_once = False
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search models by name")
@@ -135,9 +134,9 @@ class LibraryPanel(QWidget):
 
     def showEvent(self, event: object) -> None:  # noqa: N802
         super().showEvent(event)
-        if not self._scanned_once:  # the first look starts the scan (cached: instant next time)
-            self._scanned_once = True
-            self.library.rescan()
+        # the first look starts the scan (cached: instant next time); later looks pick up folders
+        # changed in the settings dialog
+        self.library.reload_folders()
 
     # ---- the list ----------------------------------------------------------------------------
     def _group(self, kind: str) -> QTreeWidgetItem | None:

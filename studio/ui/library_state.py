@@ -98,6 +98,13 @@ class LibraryState(QObject):
             self.status = f"No A1111 or ComfyUI model folders in {root}."
         return found
 
+    def reload_folders(self) -> None:
+        """Take the folders from the settings (the settings dialog may have changed them)."""
+        folders = list(self.session.settings.model_folders)
+        if folders != self.folders or self._scan_id == 0:
+            self.folders = folders
+            self.rescan()
+
     def _set_folders(self, folders: list[str]) -> None:
         self.folders = folders
         self.session.settings.model_folders = list(folders)

@@ -124,17 +124,24 @@ def test_no_folders_says_what_to_do(qtbot, tmp_path: Path) -> None:
         session.shutdown()
 
 
-def test_the_window_has_the_library_dock_behind_a_view_menu_toggle(make_window) -> None:
+def test_the_window_has_the_library_dock_behind_a_view_menu_toggle(qtbot, make_window) -> None:
+    from studio.paths import DEMO_MODEL
+
     window = make_window(wait_loaded=False)
-    dock = window.library.parentWidget()
+    panel = window.library
+    dock = panel.parentWidget()
     assert not dock.isVisible()
-    toggle = next(
-        a
-        for a in window.findChildren(type(dock.toggleViewAction()))
-        if "library" in a.text().lower()
-    )
+    toggle = dock.toggleViewAction()
+    menus = {a.text(): a.menu().actions() for a in window.menuBar().actions() if a.menu()}
+    assert toggle in menus["&View"]
     toggle.trigger()
     assert dock.isVisible()
+    # folders set elsewhere (the settings dialog) are scanned when the panel is shown again
+    window.session.settings.model_folders = [str(DEMO_MODEL.parent)]
+    toggle.trigger()
+    toggle.trigger()
+    wait_scanned(qtbot, panel.library)
+    assert [r[0].removeprefix(IN_USE) for r in panel.rows("checkpoint")] == ["demo"]
 
 
 def test_the_demo_model_in_the_shipped_folder_is_marked_in_use(qtbot, tmp_path: Path) -> None:
