@@ -162,6 +162,7 @@ class LibraryPanel(QWidget):
                 groups[entry.kind] = group
             item = self._item(entry)
             groups[entry.kind].addChild(item)
+            item.setFirstColumnSpanned(not entry.usable)
             if selected is not None and entry.path == selected.path:
                 self.tree.setCurrentItem(item)
         for group in groups.values():
@@ -177,7 +178,9 @@ class LibraryPanel(QWidget):
         elif lib.loading and entry.path == lib.loading:
             name += " (loading…)"
         if not entry.usable:
-            texts = [name, entry.error, "", "", "", human_size(entry.size), ""]
+            # one line across the columns (see _rebuild): the reason is what matters here
+            reason = entry.error.removeprefix(Path(entry.path).name + " ")
+            texts = [f"{name}: {reason}", entry.error, "", "", "", human_size(entry.size), ""]
         else:
             family = entry.family_name + (f" {entry.variant}" if entry.variant else "")
             waiting = entry.hashable and not entry.short_hash and lib.scanning
@@ -204,7 +207,7 @@ class LibraryPanel(QWidget):
             if image:
                 item.setIcon(0, self._icon(image))
         if not entry.usable:
-            item.setForeground(1, Qt.GlobalColor.darkRed)
+            item.setForeground(0, Qt.GlobalColor.darkRed)
         return item
 
     def _icon(self, image: str) -> QIcon:

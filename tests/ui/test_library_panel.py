@@ -57,10 +57,11 @@ def test_library_lists_every_kind_marks_the_model_in_use_and_remembers_folders(
             ("tiny-control", "small SD-shaped", "fp16")
         ]
         # the malformed file is listed as unusable, with its reason, and did not stop the rest
-        unusable = {r[0]: r[1] for r in panel.rows("unusable")}
+        unusable = {r[0].split(":")[0]: r[0] for r in panel.rows("unusable")}
         assert set(unusable) == {"broken", "old"}
-        assert "not a valid .safetensors file" in unusable["broken"]
+        assert "broken: is not a valid .safetensors file" in unusable["broken"]
         assert "pickle" in unusable["old"]
+        assert panel.item_for(files["bad"]).isFirstColumnSpanned()  # the reason is readable
         assert "cannot be used" in panel.status.text()
 
         # choosing the checkpoint loads it (in the worker) and marks it as the model in use
