@@ -204,3 +204,16 @@ def test_verbose_is_taken_before_and_after_the_command() -> None:
     assert parser.parse_args(["-v", "samplers"]).verbose is True
     assert parser.parse_args(["samplers", "--verbose"]).verbose is True
     assert parser.parse_args(["samplers"]).verbose is False
+
+
+def test_doctor_reports_cuda_vram_and_too_little_of_it(monkeypatch) -> None:
+    import torch
+
+    from studio.desktop import doctor
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Test GPU")
+    gpu = doctor.check_torch()[1]
+    assert gpu.name == "GPU" and "Test GPU, 1.0 of 80.0 GB VRAM free" in gpu.found
+    assert gpu.problem is not None and "under 2 GB of VRAM free" in gpu.problem
