@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import sys
 from pathlib import Path
 
 from platformdirs import user_data_path
@@ -20,6 +21,18 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def log_file() -> Path:
     return user_data_path(APP_NAME) / "logs" / "studio.log"
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is now (a test's capture, a redirected stream)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
 
 
 class _OwnOrErrors(logging.Filter):
@@ -44,7 +57,7 @@ def setup(verbose: bool = False, path: Path | None = None) -> Path | None:
             root.removeHandler(handler)
             handler.close()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    console = logging.StreamHandler()
+    console = _Stderr()
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     if verbose:
         console.setLevel(logging.DEBUG)
