@@ -56,7 +56,10 @@ class LibraryPanel(QWidget):
         self.tree.setRootIsDecorated(True)
         for column, width in enumerate(WIDTHS):  # a long "unusable" reason must not set them
             self.tree.setColumnWidth(column, width)
-        self.tree.setToolTip("Double-click a checkpoint to load it")
+        self.tree.setToolTip(
+            "Double-click a checkpoint to load it; a LoRA, embedding or VAE to use it "
+            "(again to stop); an LCM-LoRA switches fast mode on and off"
+        )
         self.load_button = QPushButton("Load checkpoint")
         self.load_button.setEnabled(False)
         self.status = QLabel()
@@ -220,8 +223,14 @@ class LibraryPanel(QWidget):
     def _sync_load_button(self) -> None:
         item = self.tree.currentItem()
         entry = item.data(0, ENTRY_ROLE) if item is not None else None
-        can = entry is not None and entry.kind == "checkpoint" and not self.library.is_in_use(entry)
-        self.load_button.setEnabled(can)
+        kind = entry.kind if entry is not None and entry.usable else ""
+        in_use = bool(kind) and self.library.is_in_use(entry)
+        label = {"checkpoint": "Load checkpoint", "vae": "Use this VAE"}.get(kind, "Add to prompt")
+        if kind in ("lora", "embedding", "vae") and in_use:
+            label = "Stop using it" if kind == "vae" else "Remove from prompt"
+        self.load_button.setText(label)
+        usable = kind in ("lora", "embedding", "vae") or (kind == "checkpoint" and not in_use)
+        self.load_button.setEnabled(usable)
 
     def _choose(self, item: QTreeWidgetItem | None) -> None:
         entry = item.data(0, ENTRY_ROLE) if item is not None else None

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 from studio.engine.library import LibraryEntry, standard_folders
 from studio.engine.request import DEMO_MODEL_REF
 from studio.paths import DEMO_MODEL
+from studio.ui.addon_actions import AddonActions
 from studio.ui.jobs import Job
 from studio.ui.properties import Property
 from studio.ui.session import Session, model_name
@@ -71,6 +72,7 @@ class LibraryState(QObject):
         self.scans = 0  # how many scans finished (tests wait on it)
         self.folders = list(session.settings.model_folders)
         self.in_use = session.state.model
+        self.addons = AddonActions(session.state)
         session.state.model_changed.connect(self._model_chosen)
         session.loaded_model_changed.connect(self._model_loaded)
         session.error_changed.connect(lambda text: text and self._load_ended())
@@ -183,10 +185,19 @@ class LibraryState(QObject):
 
     # ---- choosing and loading -------------------------------------------------------------------
     def is_in_use(self, entry: LibraryEntry) -> bool:
-        return entry.kind == "checkpoint" and same_path(entry.path, self.in_use)
+        if entry.kind != "checkpoint":
+            return self.addons.is_in_use(entry)
+        return same_path(entry.path, self.in_use)
 
     def choose(self, entry: LibraryEntry) -> bool:
-        """Load a checkpoint (in the background; progress shows in the status bar)."""
+        """Load a checkpoint (in the background; progress shows in the status bar); apply or
+        remove a LoRA, embedding or VAE (studio.ui.addon_actions)."""
+        if not entry.usable:
+            return False
+        if entry.kind in ("lora", "embedding", "vae"):
+            self.session.status_message.emit(self.addons.use(entry))
+            self.in_use_changed.emit(self.in_use)  # the panel redraws its in-use marks
+            return True
         if entry.kind != "checkpoint" or self.is_in_use(entry):
             return False
         if self.loading:  # the worker loads one model at a time: this one waits its turn

@@ -54,6 +54,7 @@ class StudioState(QObject):
     rng_changed = Signal(str)
     ensd_changed = Signal(int)
     clip_skip_changed = Signal(int)
+    vae_changed = Signal(str)
     width_changed = Signal(int)
     height_changed = Signal(int)
     batch_count_changed = Signal(int)
@@ -80,6 +81,7 @@ class StudioState(QObject):
     rng = Property("CPU", str, persist=True, choices=RNG_SOURCES)  # where noise comes from
     ensd = Property(0, int, persist=True, limits=(0, 2**31 - 1))  # a spin box's range
     clip_skip = Property(1, int, persist=True, limits=(1, MAX_CLIP_SKIP))  # A1111 numbering
+    vae = Property("", str, persist=True, max_length=MAX_MODEL_REF_CHARS)  # "": the model's own
     width = Property(128, int, persist=True, limits=(MIN_SIDE, MAX_SIDE))
     height = Property(128, int, persist=True, limits=(MIN_SIDE, MAX_SIDE))
     # jobs queued per Generate
@@ -122,6 +124,7 @@ class StudioState(QObject):
             rng=self.rng,
             ensd=self.ensd,
             clip_skip=self.clip_skip,
+            vae=self.vae,
             width=self.width,
             height=self.height,
             batch_size=self.batch_size,
@@ -154,6 +157,7 @@ class StudioState(QObject):
             "rng": request.rng,
             "ensd": request.ensd,
             "clip_skip": request.clip_skip,
+            "vae": request.vae,
             "width": request.width,
             "height": request.height,
         }

@@ -189,3 +189,62 @@ def test_checkpoints_are_hashed_one_per_background_task(
         assert [r[-1] for r in panel.rows("checkpoint")] == [short] * 3
     finally:
         session.shutdown()
+
+
+def test_choosing_a_lora_embedding_or_vae_puts_it_in_the_settings_and_again_takes_it_out(
+    qtbot, tmp_path: Path, install
+) -> None:
+    root, files = install
+    session, library, panel = open_panel(qtbot, tmp_path / "config")
+    try:
+        library.use_install(root)
+        wait_scanned(qtbot, library)
+        state = session.state
+        state.prompt = "a red circle"
+        by_name = {e.name: e for e in library.entries}
+        lora, embedding, vae = by_name["tiny-lora"], by_name["tiny-emb"], by_name["tiny-vae"]
+
+        panel.tree.setCurrentItem(panel.item_for(lora.path))
+        assert panel.load_button.text() == "Add to prompt" and panel.load_button.isEnabled()
+        panel.load_button.click()
+        assert state.prompt == "a red circle <lora:tiny-lora:1>"
+        assert IN_USE in panel.rows("lora")[0][0]
+        assert panel.load_button.text() == "Remove from prompt"
+        assert library.choose(lora) and state.prompt == "a red circle"
+
+        assert library.choose(embedding) and state.prompt == "a red circle, tiny-emb"
+        assert library.choose(embedding) and state.prompt == "a red circle"
+
+        assert library.choose(vae) and state.vae == vae.path
+        assert session.state.request(seed=1).vae == vae.path  # jobs decode with it
+        assert library.choose(vae) and state.vae == ""
+    finally:
+        session.shutdown()
+
+
+def test_an_lcm_lora_switches_fast_mode_on_and_back(qtbot, tmp_path: Path, install) -> None:
+    import shutil
+
+    root, files = install
+    lcm = root / "models" / "Lora" / "lcm-lora-sdv1-5.safetensors"
+    shutil.copy(files["lora"], lcm)
+    session, library, panel = open_panel(qtbot, tmp_path / "config")
+    try:
+        library.use_install(root)
+        wait_scanned(qtbot, library)
+        state = session.state
+        state.prompt, state.sampler, state.steps, state.cfg_scale = "a cat", "Euler a", 30, 7.0
+        entry = next(e for e in library.entries if e.name == "lcm-lora-sdv1-5")
+        assert library.choose(entry)
+        assert (state.sampler, state.steps, state.cfg_scale) == ("LCM", 4, 1.5)
+        assert "<lora:lcm-lora-sdv1-5:1>" in state.prompt
+        assert library.choose(entry)
+        assert (state.prompt, state.sampler, state.steps, state.cfg_scale) == (
+            "a cat",
+            "Euler a",
+            30,
+            7.0,
+        )
+    finally:
+        session.shutdown()
+        lcm.unlink()
