@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Does Diffusion Studio install on every Python found here? `pip install --dry-run` per interpreter.
 #   packaging/check_pythons.sh            dry runs (resolution only, nothing installed)
-#   REAL=1 packaging/check_pythons.sh     also a real install into a throw-away venv per Python,
+#   REAL=1 packaging/check_pythons.sh     also a real (editable, as the README says) install into a
+#                                         throw-away venv per Python,
 #                                         then `studio generate` on the demo model
 #   PYTHONS="python3.12 /opt/py/bin/python3" packaging/check_pythons.sh   only these interpreters
 set -uo pipefail
@@ -50,7 +51,7 @@ while read -r py; do
         rm -rf "$venv" "$WORK/home-$ver"
         mkdir -p "$WORK/home-$ver"
         if "$py" -m venv "$venv" >>"$log" 2>&1 &&
-            "$venv/bin/pip" install --disable-pip-version-check "$ROOT" >>"$log" 2>&1 &&
+            "$venv/bin/pip" install --disable-pip-version-check -e "$ROOT" >>"$log" 2>&1 &&
             (cd "$WORK" && HOME="$WORK/home-$ver" XDG_DATA_HOME="$WORK/home-$ver/data" \
                 "$venv/bin/studio" generate -p "a big red circle on a blue background" \
                 --steps 4 --seed 1 --out "$WORK/demo-$ver.png" >>"$log" 2>&1); then
