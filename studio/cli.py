@@ -75,8 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     samplers = sub.add_parser("samplers", help="list the samplers")
     samplers.set_defaults(func=_cmd_samplers)
 
-    models = sub.add_parser("models", help="list models in folders")
-    models.add_argument("folders", nargs="*", type=Path)
+    models = sub.add_parser("models", help="list the models in folders (all kinds)")
+    models.add_argument(
+        "folders", nargs="*", type=Path, help="default: the demo and the window's model folders"
+    )
+    models.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    models.add_argument(
+        "--hash", action="store_true", help="compute missing A1111 short hashes (reads each file)"
+    )
     models.set_defaults(func=_cmd_models)
 
     desktop = sub.add_parser(
@@ -172,7 +178,19 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fetch a hub model that is not in the Hugging Face cache yet (off: never online)",
     )
+    p.add_argument(
+        "--memory",
+        choices=MEMORY_POLICIES,
+        default="auto",
+        help="GPU memory: auto (from free VRAM and the model's size), none, model_offload, "
+        "sequential_offload",
+    )
+    p.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+# the engine's memory policies (studio.engine.memory.POLICIES), without importing it here
+MEMORY_POLICIES = ("auto", "none", "model_offload", "sequential_offload")
 
 
 # ---- commands -----------------------------------------------------------------------------
@@ -297,11 +315,20 @@ def _cmd_samplers(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from studio.engine.models import find_models, resolve_model
+    from studio.engine.library import add_hashes, format_table, scan, to_json
+    from studio.paths import DEMO_MODEL
+    from studio.settings import load, settings_path
 
-    models = [resolve_model(DEMO_MODEL_REF)] + find_models(args.folders)
-    for m in models:
-        print(f"{m.name:30} {m.family:6} {m.native_size:5}px  {m.kind:11} {m.ref}")
+    for folder in args.folders:
+        if not folder.is_dir():
+            raise ValueError(f"{folder} is not a folder; name folders of models.")
+    folders = list(args.folders)
+    if not folders:  # the shipped demo and the folders chosen in the window's model library
+        folders = [DEMO_MODEL.parent, *map(Path, load(settings_path()).settings.model_folders)]
+    entries = scan(folders)  # cached by path, size and mtime: instant the second time
+    if args.hash:
+        entries = add_hashes(entries)
+    print(to_json(entries) if args.json else format_table(entries))
     return 0
 
 
@@ -345,15 +372,22 @@ def _run_and_save(
     device = check_device(args.device)
     fmt = _check_destination(args)  # last: it creates the output folder
     from studio.engine.generate import generate
+    from studio.engine.memory import call_freeing_memory
     from studio.engine.pipelines import PipelineCache
 
     # 2. Generate and save, job by job
-    cache = PipelineCache(device=device, allow_downloads=args.allow_download)
+    cache = PipelineCache(
+        device=device,
+        allow_downloads=args.allow_download,
+        memory_policy=args.memory,
+        vae_tiling=args.vae_tiling,
+    )
     for k, job in enumerate(jobs, start=1):
         if len(jobs) > 1 and not args.quiet:
             print(f"job {k}/{len(jobs)}: seed {job.seed}", file=sys.stderr)
         progress = None if args.quiet else _Progress()
-        result = generate(job, cache, on_step=progress, preview_every=0)
+        # out of memory: a message suggesting a smaller size or offload, never a traceback
+        result = call_freeing_memory(generate, job, cache, on_step=progress, preview_every=0)
         if progress:
             progress.done(result.elapsed_s)
         try:

@@ -20,6 +20,7 @@ from studio.engine.masks import Box, crop_to_bounds, mask_bounds, paste_back, pr
 from studio.engine.models import ModelInfo
 from studio.engine.noise import ImageNoise, per_image_brownian_trees
 from studio.engine.pipelines import PipelineCache, pipeline_mode
+from studio.engine.precision import decode_guard
 from studio.engine.prompts.inputs import RequestPrompts
 from studio.engine.request import ControlSpec, GenerationRequest, GenerationResult, StepUpdate
 from studio.engine.samplers import make_scheduler
@@ -99,7 +100,8 @@ def generate(
                 request.clip_skip,
                 addons.embeddings,
             )
-            with prompts.applied(), noise.patched(pipe):
+            # a NaN half-precision decode is redone in fp32 (studio.engine.precision)
+            with prompts.applied(), noise.patched(pipe), decode_guard(pipe) as vae_check:
                 output = pipe(
                     **prompts.pipeline_inputs,
                     num_inference_steps=request.steps,
@@ -126,6 +128,7 @@ def generate(
         model_name=info.name,
         model_hash=info.model_hash,
         control_maps=control_maps,
+        notes=tuple(dict.fromkeys(vae_check.notes)),
     )
 
 

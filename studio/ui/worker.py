@@ -106,6 +106,7 @@ class GenerationWorker(QObject):
         self._initial_model = initial_model
         self._cache: Any = None
         self.allow_downloads = False  # set from the UI thread; read when a load starts
+        self.memory = ("auto", False)  # (policy, VAE tiling): likewise, read before loads and jobs
         self._loaded: LoadedModel | None = None  # what the cache holds now
 
     def _say(self, event: WorkerEvent, **fields: Any) -> None:
@@ -122,7 +123,8 @@ class GenerationWorker(QObject):
             import studio.engine.generate  # noqa: F401  (torch, diffusers: imported here, once)
             from studio.engine.pipelines import PipelineCache
 
-            self._cache = PipelineCache(self._device)
+            policy, tiling = self.memory
+            self._cache = PipelineCache(self._device, memory_policy=policy, vae_tiling=tiling)
         except Exception as exc:  # a broken install must show, not kill the thread silently
             log.exception("engine start failed")
             self._say(WorkerEvent.status, text=f"Engine failed to start: {error_text(exc)}")
@@ -144,6 +146,7 @@ class GenerationWorker(QObject):
             return "The engine did not start."
         self._say(WorkerEvent.model_loading, ref=ref)
         self._cache.allow_downloads = self.allow_downloads
+        self._cache.set_memory(*self.memory)
         start = time.perf_counter()
         try:
             info = self._cache.load(ref, on_status=lambda t: self._say(WorkerEvent.status, text=t))
@@ -167,6 +170,8 @@ class GenerationWorker(QObject):
     @Slot(Job)
     def run_job(self, job: Job) -> None:
         self._say(WorkerEvent.job_started, job=job)
+        if self._cache is not None:
+            self._cache.set_memory(*self.memory)  # the settings may have changed: placed anew
         if job.output_dir is not None:
             # the folder may have changed since the job was queued: find out before any work
             from studio.engine.output import check_destination
@@ -276,6 +281,12 @@ class GenerationThread(QObject):
 
     def set_allow_downloads(self, allow: bool) -> None:
         self.worker.allow_downloads = allow  # one attribute write: safe across threads
+
+    def set_memory(self, policy: str, vae_tiling: bool) -> None:
+        self.worker.memory = (
+            policy,
+            vae_tiling,
+        )  # applied by the worker before its next load or job
 
     def run(self, job: Job) -> None:
         self._current = job

@@ -171,3 +171,34 @@ def test_batch_count_saves_every_image_with_continuing_seeds(tiny_model, tmp_pat
     assert "--out names one file" in capsys.readouterr().err
     code = main([*args, "--seed", str(2**63 - 1), "--batch-count", "2", "--outdir", str(tmp_path)])
     assert code == 1 and "largest seed" in capsys.readouterr().err
+
+
+def test_models_lists_every_kind_as_a_table_or_json(tmp_path, capsys):
+    import json
+
+    from studio.cli import main
+    from tests.engine.test_library import write_library
+
+    write_library(tmp_path / "models")
+    assert main(["models", str(tmp_path / "models")]) == 0
+    table = capsys.readouterr().out
+    assert "tiny-lora" in table and "tiny-sd1" in table
+    assert main(["models", "--json", str(tmp_path / "models")]) == 0
+    kinds = {e["name"]: e["kind"] for e in json.loads(capsys.readouterr().out)}
+    assert kinds["tiny-lora"] == "lora" and kinds["tiny-sd1"] == "checkpoint"
+    assert main(["models", str(tmp_path / "nowhere")]) == 1
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_out_of_memory_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    from studio.cli import main
+    from studio.engine import generate as generate_module
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(generate_module, "generate", out_of_memory)
+    code = main(["generate", "-p", "x", "--steps", "2", "-o", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "memory" in err.lower()
+    assert "Traceback" not in err and not (tmp_path / "x.png").exists()

@@ -41,3 +41,32 @@ def test_an_unknown_memory_policy_in_the_file_falls_back_to_automatic(tmp_path: 
     assert outcome.settings.memory_policy == "auto" and outcome.settings.vae_tiling is False
     assert outcome.partial and "memory_policy 'lowvram'" in outcome.message
     assert "vae_tiling must be true or false" in outcome.message
+
+
+def test_the_memory_setting_reaches_the_worker_and_its_cache(qtbot, session):
+    session.settings.memory_policy, session.settings.vae_tiling = "none", True
+    session.apply_settings()
+    assert session.worker.worker.memory == ("none", True)
+    session.start()
+    qtbot.waitUntil(lambda: session.loaded_model is not None, timeout=60_000)
+    cache = session.worker.worker._cache
+    assert (cache.memory_policy, cache.vae_tiling) == ("none", True)
+
+
+def test_a_job_note_from_the_engine_shows_in_the_banner(qtbot, session, monkeypatch):
+    import dataclasses
+
+    from studio.engine import generate as generate_module
+
+    real = generate_module.generate
+
+    def with_note(*args, **kwargs):
+        note = "The VAE gave NaNs in half precision; decoded again in fp32."
+        return dataclasses.replace(real(*args, **kwargs), notes=(note,))
+
+    monkeypatch.setattr(generate_module, "generate", with_note)
+    session.state.steps = 2
+    session.start()
+    jobs = session.generate()
+    qtbot.waitUntil(lambda: jobs[0].state.name == "done", timeout=120_000)
+    assert session.notice is not None and "decoded again in fp32" in session.notice.text
