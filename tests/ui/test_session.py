@@ -38,6 +38,9 @@ class FakeEngine(QObject):
     def set_allow_downloads(self, allow: bool) -> None:
         self.allow_downloads = allow
 
+    def set_memory(self, policy: str, vae_tiling: bool) -> None:
+        self.memory = (policy, vae_tiling)
+
     def run(self, job: Job) -> None:
         self.runs.append(job)
 
