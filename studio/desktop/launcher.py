@@ -94,7 +94,7 @@ def install(home: Path | None = None, exec_path: Path | None = None, tools: bool
     out.written.append(launcher)
     from PIL import Image
 
-    with Image.open(ICON_SOURCE) as src:
+    with Image.open(ICON_SOURCE, formats=["PNG"]) as src:  # our own PNG; never another plugin
         source = src.convert("RGBA")
     for size, path in zip(ICON_SIZES, icons, strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)

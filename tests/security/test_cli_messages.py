@@ -54,11 +54,10 @@ def test_an_unknown_device_is_named_with_the_choices(device, tiny_model, tmp_pat
     assert runs == []
 
 
-def test_cuda_without_a_gpu_says_to_use_the_cpu(tiny_model, tmp_path, capsys, runs):
+def test_cuda_without_a_gpu_says_to_use_the_cpu(tiny_model, tmp_path, capsys, runs, monkeypatch):
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a CUDA GPU")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a GPU machine
     out = tmp_path / "out"
     err = _refused(_gen(tiny_model, out, "--device", "cuda"), capsys, out)
     assert "No CUDA GPU can be used on this machine" in err and "use cpu" in err
