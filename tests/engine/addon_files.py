@@ -90,3 +90,11 @@ def save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = N
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata)
     return path
+
+
+def tiny_request(model, **changes):
+    """A small, fast Euler request on a tiny model: the add-on tests change one thing at a time."""
+    from studio.engine.request import GenerationRequest
+
+    base = dict(model=str(model), prompt="a red circle", width=64, height=64, steps=3)
+    return GenerationRequest(**{**base, "sampler": "Euler", **changes})

@@ -35,16 +35,7 @@ def lora_dir(tmp_path_factory, tiny_model, cache):
 
 @pytest.fixture()
 def base_request(tiny_model, lora_dir) -> GenerationRequest:
-    return GenerationRequest(
-        model=str(tiny_model),
-        prompt="a red circle",
-        width=64,
-        height=64,
-        steps=3,
-        seed=11,
-        sampler="Euler",
-        lora_dirs=(str(lora_dir),),
-    )
+    return addon_files.tiny_request(tiny_model, seed=11, lora_dirs=(str(lora_dir),))
 
 
 def pixels(request: GenerationRequest, cache: PipelineCache) -> np.ndarray:

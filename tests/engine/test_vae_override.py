@@ -41,16 +41,7 @@ def vae_dir(tmp_path_factory, tiny_model):
 
 @pytest.fixture()
 def request_(tiny_model, vae_dir) -> GenerationRequest:
-    return GenerationRequest(
-        model=str(tiny_model),
-        prompt="a red circle",
-        width=64,
-        height=64,
-        steps=3,
-        seed=3,
-        sampler="Euler",
-        vae_dirs=(str(vae_dir),),
-    )
+    return addon_files.tiny_request(tiny_model, seed=3, vae_dirs=(str(vae_dir),))
 
 
 def image(request: GenerationRequest, cache: PipelineCache) -> np.ndarray:
